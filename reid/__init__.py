@@ -1,0 +1,3 @@
+"""Unsupervised visible-infrared person re-identification: data, models, clustering, training, evaluation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,188 @@
+"""The dataset tree: `make_synthetic_sysu` writes cam1..cam6 images and exp/ id files, records its
+parameters in synthetic.json, resumes an interrupted tree and refuses a foreign or mismatched root."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..io import write_image_atomic
+from .identity import PersonIdentity, sample_identity, sample_view
+from .render import render_image
+from .scene import CAMERAS
+from .seeds import identity_rng, image_count, split_ids, view_rng
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MARKER_NAME = "synthetic.json"
+JPEG_QUALITY = 90
+
+
+def _image_path(root: Path, camid: int, pid: int, index: int) -> Path:
+    """`root/cam<camid>/<pid:04d>/<index:04d>.jpg`."""
+    return root / f"cam{camid}" / f"{pid:04d}" / f"{index:04d}.jpg"
+
+
+def _planned_images(root: Path, params: Mapping[str, Any]) -> Iterator[tuple[int, int, int, Path]]:
+    """(pid, camid, index, path) of every image of the tree, in generation order."""
+    for pid in range(1, params["num_ids"] + 1):
+        for camid in CAMERAS:
+            for index in range(1, image_count(params["seed"], pid, camid, params["images_per_camera"]) + 1):
+                yield pid, camid, index, _image_path(root, camid, pid, index)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def _write_marker(root: Path, params: Mapping[str, Any], complete: bool) -> None:
+    """Record the parameters and whether every file is written in `root/synthetic.json`."""
+    _write_text_atomic(root / MARKER_NAME, json.dumps({**params, "complete": complete}, indent=2) + "\n")
+
+
+def _check_root(root: Path, params: Mapping[str, Any]) -> bool:
+    """Make `root` ready for the tree described by `params`; True when its marker says it is complete.
+
+    Raises ValueError when root is a file, is a non-empty folder without a marker, or holds a marker
+    of other parameters.
+    """
+    marker = root / MARKER_NAME
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root} is a file; make_synthetic_sysu needs a folder")
+    if marker.is_file():
+        try:
+            recorded = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{marker} is not a readable synthetic-tree marker: {error}") from None
+        differing = [f"{key}: {recorded.get(key)!r} there, {value!r} asked" for key, value in params.items()
+                     if recorded.get(key) != value]
+        if differing:
+            raise ValueError(f"{marker} records a synthetic tree with other parameters ({'; '.join(differing)}); "
+                             "use another root or delete this one")
+        return bool(recorded.get("complete"))
+    if root.is_dir() and any(root.iterdir()):
+        raise ValueError(f"{root} is not empty and has no {MARKER_NAME}: refusing to write a synthetic tree into it")
+    root.mkdir(parents=True, exist_ok=True)
+    _write_marker(root, params, complete=False)
+    return False
+
+
+def _id_files(root: Path, splits: Mapping[str, list[int]], num_ids: int) -> dict[Path, str]:
+    """Path -> text of exp/{train,val,test,available}_id.txt: one line of comma-separated ids each."""
+    lists = {**splits, "available": list(range(1, num_ids + 1))}
+    return {root / "exp" / f"{name}_id.txt": ",".join(str(pid) for pid in ids) + "\n" for name, ids in lists.items()}
+
+
+def _write_id_files(id_files: Mapping[Path, str]) -> None:
+    """Write the id files whose content is missing or different."""
+    for path, text in id_files.items():
+        if not path.is_file() or path.read_text() != text:
+            _write_text_atomic(path, text)
+
+
+def _remove_stray_temporaries(root: Path) -> None:
+    """Delete temporary files left by a run killed while writing."""
+    for stray in [*root.glob("cam*/*/.*.tmp"), *root.glob("exp/.*.tmp"), *root.glob(f".{MARKER_NAME}.*.tmp")]:
+        stray.unlink(missing_ok=True)
+
+
+def _validate(params: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first parameter of make_synthetic_sysu that is out of range."""
+    for key in ("num_ids", "seed", "images_per_camera", "height", "width"):
+        if isinstance(params[key], bool) or not isinstance(params[key], int):
+            raise ValueError(f"{key} must be an int, got {params[key]!r}")
+    if params["num_ids"] < 2:
+        raise ValueError(f"num_ids must be at least 2 (one train and one test id), got {params['num_ids']}")
+    if params["seed"] < 0:
+        raise ValueError(f"seed must be >= 0, got {params['seed']}")
+    if params["images_per_camera"] < 1:
+        raise ValueError(f"images_per_camera must be >= 1, got {params['images_per_camera']}")
+    if params["height"] < 32 or params["width"] < 16:
+        raise ValueError(f"images must be at least 32 x 16 pixels, got {params['height']} x {params['width']}")
+    fractions = (params["test_fraction"], params["val_fraction"])
+    if not all(0.0 <= f < 1.0 for f in fractions) or sum(fractions) >= 1.0:
+        raise ValueError(f"test_fraction and val_fraction must lie in [0, 1) and sum below 1, got {fractions}")
+
+
+def _progress(iterable: Iterator, total: int, enabled: bool) -> Iterator:
+    """`iterable`, wrapped in a tqdm bar when enabled."""
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc="synthetic SYSU-MM01", unit="img")
+
+
+def make_synthetic_sysu(root: str | os.PathLike, num_ids: int = 60, seed: int = 0, *, images_per_camera: int = 4,
+                        height: int = 128, width: int = 64, test_fraction: float = 0.3, val_fraction: float = 0.1,
+                        progress: bool = False) -> dict[str, Any]:
+    """Write a SYSU-MM01-layout tree of synthetic persons under `root` and return its summary.
+
+    Layout: cam1..cam6/<pid:04d>/<n:04d>.jpg (cams 1, 2, 4, 5 visible, 3 and 6 infrared, grey in three
+    channels) and exp/{train,val,test,available}_id.txt. Each (id, camera) has images_per_camera - 1 ..
+    images_per_camera + 1 images (at least 1). Output is byte-identical for a seed.
+
+    `root/synthetic.json` records the parameters: a complete tree with the same parameters returns at
+    once; an interrupted one is resumed (only missing images are written). Raises ValueError when the
+    marker records other parameters, or when root is a non-empty folder without a marker.
+
+    Returns {"root", "seed", "num_ids", "train_ids", "val_ids", "test_ids", "images_per_camera"
+    (camid -> image count), "total_images", "written" (images written by this call)}.
+    """
+    root = Path(root)
+    params = dict(version=FORMAT_VERSION, num_ids=num_ids, seed=seed, images_per_camera=images_per_camera,
+                  height=height, width=width, test_fraction=float(test_fraction), val_fraction=float(val_fraction))
+    _validate(params)
+    complete = _check_root(root, params)
+    planned = list(_planned_images(root, params))
+    splits = split_ids(num_ids, seed, test_fraction, val_fraction)
+    id_files = _id_files(root, splits, num_ids)
+    missing = [item for item in planned if not item[3].is_file()]
+    if complete and not missing and all(path.is_file() for path in id_files):
+        return _summary(root, params, splits, planned, written=0)
+    _remove_stray_temporaries(root)
+    _write_id_files(id_files)
+    logger.info("synthetic SYSU-MM01 at %s: writing %d of %d images", root, len(missing), len(planned))
+    _write_images(missing, seed, height, width, progress)
+    _write_marker(root, params, complete=True)
+    logger.info("synthetic SYSU-MM01 at %s: complete, %d images", root, len(planned))
+    return _summary(root, params, splits, planned, written=len(missing))
+
+
+def _write_images(images: list[tuple[int, int, int, Path]], seed: int, height: int, width: int,
+                  progress: bool) -> None:
+    """Render and save each (pid, camid, index, path) as a JPEG; every image depends only on its own key."""
+    identities: dict[int, PersonIdentity] = {}
+    for pid, camid, index, path in _progress(iter(images), len(images), progress):
+        if pid not in identities:
+            identities[pid] = sample_identity(identity_rng(seed, pid))
+        view = sample_view(view_rng(seed, pid, camid, index))
+        pixels = render_image(identities[pid], view, camid, height, width)
+        write_image_atomic(Image.fromarray(pixels), path, quality=JPEG_QUALITY)
+
+
+def _summary(root: Path, params: Mapping[str, Any], splits: Mapping[str, list[int]],
+             planned: list[tuple[int, int, int, Path]], written: int) -> dict[str, Any]:
+    """The dict make_synthetic_sysu returns."""
+    per_camera = {camid: 0 for camid in CAMERAS}
+    for _, camid, _, _ in planned:
+        per_camera[camid] += 1
+    return {"root": str(root), "seed": params["seed"], "num_ids": params["num_ids"],
+            "train_ids": splits["train"], "val_ids": splits["val"], "test_ids": splits["test"],
+            "images_per_camera": per_camera, "total_images": len(planned), "written": written}
