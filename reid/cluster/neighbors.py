@@ -1,0 +1,68 @@
+"""Exact k-nearest-neighbour search by inner product, with faiss, in bounded memory."""
+from __future__ import annotations
+
+import logging
+
+import faiss
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+
+def l2_normalize(features: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """features: [N, D] -> float32 tensor [N, D] with unit rows, on the input's device."""
+    features = torch.as_tensor(features)
+    return F.normalize(features.float(), dim=1)
+
+
+def faiss_has_gpu() -> bool:
+    """Whether the installed faiss is a GPU build with a visible GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def knn(features: torch.Tensor | np.ndarray, k: int, *, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every row among all rows, by inner product.
+
+    features: [N, D], L2-normalised (inner product = cosine similarity).
+    Returns (similarities [N, k] float32, indices [N, k] int64), each row in decreasing similarity;
+    a row's own index is among its neighbours (first, unless it has exact duplicates).
+    On CUDA tensors the search runs on the GPU (faiss GPU index when faiss has GPUs, else batched
+    torch matmul + topk); otherwise faiss on the CPU. Queries go in batches of `batch_size`.
+    """
+    features = torch.as_tensor(features)
+    num = features.shape[0]
+    if not 1 <= k <= num:
+        raise ValueError(f"knn: k must be in 1..{num} (the number of features), got {k}")
+    if features.is_cuda and not faiss_has_gpu():
+        return _knn_torch(features.float(), k, batch_size)
+    index = _flat_ip_index(features.shape[1], gpu=features.is_cuda)
+    database = np.ascontiguousarray(features.detach().float().cpu().numpy())
+    index.add(database)
+    similarities = np.empty((num, k), dtype=np.float32)
+    indices = np.empty((num, k), dtype=np.int64)
+    for start in range(0, num, batch_size):
+        stop = min(start + batch_size, num)
+        similarities[start:stop], indices[start:stop] = index.search(database[start:stop], k)
+    return similarities, indices
+
+
+def _flat_ip_index(dim: int, gpu: bool) -> faiss.Index:
+    if gpu:
+        resources = faiss.StandardGpuResources()
+        config = faiss.GpuIndexFlatConfig()
+        config.device = torch.cuda.current_device()
+        return faiss.GpuIndexFlatIP(resources, dim, config)
+    return faiss.IndexFlatIP(dim)
+
+
+def _knn_torch(features: torch.Tensor, k: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batched matmul + topk on the features' device: [N, k] similarities and indices."""
+    sims, idx = [], []
+    for start in range(0, features.shape[0], batch_size):
+        block = features[start:start + batch_size] @ features.T
+        values, indices = block.topk(k, dim=1)
+        sims.append(values.cpu())
+        idx.append(indices.cpu())
+    return torch.cat(sims).numpy(), torch.cat(idx).numpy().astype(np.int64)
