@@ -14,7 +14,7 @@ import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, Optional, Sequence, TypeVar
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -60,6 +60,18 @@ class RuntimeConfig:
             raise ConfigError(f"runtime.device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
+@dataclass
+class ModelConfig:
+    """The ReID network and its input size (`reid.models.build_model` arguments)."""
+
+    arch: str = "agw_resnet50"  # agw_resnet50 | resnet50 | resnet18 | tiny
+    non_local: Optional[bool] = None  # None: the architecture's default (on for agw_resnet50)
+    pretrained: Optional[str] = None  # None | "imagenet" (torch hub cache) | path to a torchvision .pth
+    gem_p: float = 3.0
+    height: int = 288
+    width: int = 144
+
+
 def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
     """Raise ConfigError naming `key` when `value` is not one of `choices`."""
     if value not in choices:
@@ -84,6 +96,16 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
         return OmegaConf.to_object(config)
     except OmegaConfBaseException as error:
         raise ConfigError(_describe_omegaconf_error(error, schema, "config")) from None
+
+
+def config_from_dict(schema: type[T], data: dict, source: str = "dict") -> T:
+    """A `schema` instance from a plain dict (e.g. a checkpoint's saved config section), checked like a file."""
+    config = OmegaConf.structured(schema)
+    _merge_checked(config, dict(data), schema, source=source)
+    try:
+        return OmegaConf.to_object(config)
+    except OmegaConfBaseException as error:
+        raise ConfigError(_describe_omegaconf_error(error, schema, source)) from None
 
 
 def parse_override(text: str) -> dict:
@@ -223,6 +245,6 @@ def save_config(config: Any, run_dir: str | Path, filename: str = CONFIG_FILENAM
 
 
 __all__ = [
-    "ConfigError", "DataConfig", "RuntimeConfig", "check_choice", "load_config", "parse_override",
+    "ConfigError", "DataConfig", "RuntimeConfig", "ModelConfig", "check_choice", "load_config", "config_from_dict", "parse_override",
     "read_yaml_with_bases", "deep_merge", "config_to_dict", "save_config",
 ]

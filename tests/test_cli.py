@@ -38,9 +38,10 @@ def test_synth_then_info_round_trip(tmp_path, capsys):
     train = report["train"]
     assert train["images"]["vis"] > 0 and train["images"]["ir"] > 0
     assert set(train["cameras"]) == {"1", "2", "3", "4", "5", "6"}
-    query = report["test"]["all"]["query"]
+    query = report["test"]["all-single"]["query"]
     assert query["images"]["vis"] == 0 and query["images"]["ir"] > 0
-    assert set(report["test"]["indoor"]["gallery"]["cameras"]) <= {"1", "2"}
+    assert set(report["test"]["indoor-single"]["gallery"]["cameras"]) <= {"1", "2"}
+    assert report["test"]["all-multi"]["gallery"]["images"]["vis"] > report["test"]["all-single"]["gallery"]["images"]["vis"]
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path, capsys):

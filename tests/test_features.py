@@ -66,17 +66,19 @@ def test_cluster_command_mixed_modal(tmp_path, capsys):
     assert vireid_main(["cluster", "--features", str(tmp_path / "feats.pt"), "--out", str(tmp_path / "plain"), *common]) == 0
     plain = json.loads((tmp_path / "plain" / "cluster_report.json").read_text())
     assert plain["num_clusters"] == 8 and plain["mixed_clusters"] == 0
+    assert plain["pairwise_precision"] == 1.0 and plain["pairwise_recall"] < 0.5  # each id split by modality
     assert vireid_main(["cluster", "--features", str(tmp_path / "feats.pt"), "--translated", str(tmp_path / "translated.pt"),
                         "--unify", "vis", "--out", str(tmp_path / "mixed"), *common]) == 0
     mixed = json.loads((tmp_path / "mixed" / "cluster_report.json").read_text())
     assert mixed["num_clusters"] == 4 and mixed["mixed_clusters"] == 4 and mixed["settings"]["unify"] == "vis"
+    assert mixed["ari"] == 1.0 and mixed["nmi"] == pytest.approx(1.0)
     with open(tmp_path / "mixed" / "labels.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 40 and rows[0]["path"] == "cam1/0000/0000.jpg"
     label_of_pid = {}
     for row in rows:
         assert label_of_pid.setdefault(row["pid"], row["label"]) == row["label"]  # one label per identity
-    assert '"num_clusters": 4' in capsys.readouterr().out
+    assert "ARI 1.000" in capsys.readouterr().out
 
 
 def test_cluster_command_rejects_misaligned_translated_features(tmp_path, capsys):

@@ -17,10 +17,18 @@ class DatasetLayoutError(FileNotFoundError):
 class ImageReadError(OSError):
     """An image file cannot be opened or decoded; `.path` names it."""
 
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike, reason: str | None = None) -> None:
+        if reason is None:  # rebuilt from its message alone: how DataLoader workers re-raise errors
+            self.path, self.reason = None, str(path)
+            super().__init__(str(path))
+            return
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot read image {self.path}: {reason}")
+
+    def __reduce__(self):
+        """Rebuild from (path, reason) when pickled."""
+        return type(self), (self.path, self.reason) if self.path is not None else (self.reason,)
 
 
 def require_dir(path: str | os.PathLike, what: str) -> Path:

@@ -48,3 +48,10 @@ def test_record_rejects_unknown_modality():
     assert Record("a.jpg", 1, 3, "ir").modality == "ir"
     with pytest.raises(ValueError, match="'rgb'"):
         Record("a.jpg", 1, 1, "rgb")
+
+
+def test_image_read_error_survives_pickling():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ImageReadError("/x/cam1/0001/0002.jpg", "truncated")))
+    assert isinstance(error, ImageReadError) and error.path == "/x/cam1/0001/0002.jpg" and "truncated" in str(error)

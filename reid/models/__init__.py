@@ -1,0 +1,18 @@
+"""ReID model zoo: two-stream (visible / infrared stem, shared trunk) ResNets as in AGW and ADCA-style
+unsupervised methods, a tiny backbone for tests, GeM pooling, BN neck."""
+from __future__ import annotations
+
+from .loading import build_model_from_config, load_model_checkpoint, save_model_checkpoint
+from .nonlocal_block import AGW_NON_LOCAL_COUNTS, NonLocal
+from .pooling import GeM
+from .registry import ARCHITECTURES, build_model
+from .resnet import ResNetTrunk, two_stream_resnet
+from .tiny import tiny_two_stream
+from .two_stream import TwoStreamNet, bn_neck
+from .weights import TORCHVISION_FILES, hub_checkpoint_dir, load_resnet_weights, resolve_weights
+
+__all__ = [
+    "ARCHITECTURES", "build_model", "build_model_from_config", "load_model_checkpoint", "save_model_checkpoint", "TwoStreamNet", "ResNetTrunk", "NonLocal", "GeM", "bn_neck",
+    "AGW_NON_LOCAL_COUNTS", "two_stream_resnet", "tiny_two_stream", "TORCHVISION_FILES", "hub_checkpoint_dir",
+    "resolve_weights", "load_resnet_weights",
+]
