@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, require_state, save_checkpoint
-from .data import Record
+from .data import Record, relative_path
 
 FEATURES_KIND = "features"
 
@@ -62,11 +62,3 @@ class FeatureSet:
                 raise KeyError(f"no feature for {record.path} in this feature set ({len(self.records)} images)")
             rows.append(row)
         return self.features[torch.as_tensor(rows, dtype=torch.int64)]
-
-
-def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
-    """`path` relative to `root`, in POSIX form; ValueError when it lies outside `root`."""
-    absolute, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
-    if not absolute.is_relative_to(base):
-        raise ValueError(f"{path} is not inside the dataset root {root}")
-    return absolute.relative_to(base).as_posix()

@@ -9,7 +9,8 @@ import torch
 from reid.checkpoint import CheckpointError, save_checkpoint
 from reid.cli import main as vireid_main
 from reid.data import Record
-from reid.features import FeatureSet, relative_path
+from reid.data import relative_path
+from reid.features import FeatureSet
 
 
 def blob_feature_set(root, num_ids=4, per_modality=5, modality_offset=0.0, seed=0):

@@ -25,6 +25,10 @@ class VIDataset(abc.ABC):
     def test_split(self, **protocol) -> tuple[list[Record], list[Record]]:
         """Return (query, gallery) for one evaluation setting."""
 
+    @abc.abstractmethod
+    def test_images(self) -> list[Record]:
+        """Every image any test split can draw from (queries and every gallery candidate)."""
+
     def summary(self) -> dict:
         """Counts of the training set: ids, images per modality and per camera."""
         return summarize_records(self.train)

@@ -47,6 +47,14 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
+def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """`path` relative to `root`, in POSIX form; ValueError when it lies outside `root`."""
+    absolute, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    if not absolute.is_relative_to(base):
+        raise ValueError(f"{path} is not inside the dataset root {root}")
+    return absolute.relative_to(base).as_posix()
+
+
 def read_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
     """Open and fully decode an image, converted to `mode` ("RGB" or "L").
 

@@ -47,6 +47,13 @@ class LLCM(VIDataset):
         test_id_file = require_file(index_dir / "test_id.txt", "LLCM test id list")
         self.test_ids = sorted(set(read_id_file(test_id_file)))
 
+    def test_images(self) -> list[Record]:
+        """Every image in the test_vis and test_nir camera folders of the test ids."""
+        vis_dir = require_dir(self.root / "test_vis", "LLCM visible test folder")
+        nir_dir = require_dir(self.root / "test_nir", "LLCM near-infrared test folder")
+        return (records_in_folders(vis_dir, self.test_ids, dict.fromkeys(VIS_TEST_CAMERAS, "vis"))
+                + records_in_folders(nir_dir, self.test_ids, dict.fromkeys(NIR_TEST_CAMERAS, "ir")))
+
     def test_split(self, direction: str = "v2i", trial: int = 0) -> tuple[list[Record], list[Record]]:
         """Return (query, gallery) of one evaluation trial.
 

@@ -38,6 +38,10 @@ class RegDB(VIDataset):
         index_file = self.root / "idx" / f"{split}_{spectrum}_{self.trial}.txt"
         return load_index_records(self.root, index_file, modality, lambda relpath: camid)
 
+    def test_images(self) -> list[Record]:
+        """The trial's visible then thermal test images."""
+        return self._test["vis"] + self._test["ir"]
+
     def test_split(self, direction: str = "v2t") -> tuple[list[Record], list[Record]]:
         """Return (query, gallery): "v2t" visible query vs thermal gallery, "t2v" the reverse; file order."""
         if direction not in DIRECTIONS:

@@ -4,9 +4,12 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from reid.config import DataConfig
+
 from .dataset import VIDataset
 from .llcm import LLCM
 from .regdb import RegDB
+from .synthetic import make_synthetic_sysu, synthetic_tree_complete
 from .sysu import SYSUMM01
 
 # The synthetic generator writes a SYSU-MM01-layout tree, so the SYSU-MM01 loader and protocol read it.
@@ -17,6 +20,16 @@ DATASETS: dict[str, type[VIDataset]] = {
     "synthetic": SYSUMM01,
 }
 ALIASES = {"sysu-mm01": "sysu", "sysu_mm01": "sysu", "sysumm01": "sysu"}
+
+
+def open_dataset(config: DataConfig) -> VIDataset:
+    """The dataset a config's `data` section names; for `synthetic`, the tree is generated first when
+    `root` holds no complete one yet (`num_ids`, `seed`), so a run needs no download. A complete
+    synthetic tree already there is used as it is, whatever parameters wrote it."""
+    options = {"trial": config.trial} if config.name.lower() == "regdb" else {}
+    if config.name.lower() == "synthetic" and not synthetic_tree_complete(config.root):
+        make_synthetic_sysu(config.root, num_ids=config.num_ids, seed=config.seed, progress=True)
+    return load_dataset(config.name, config.root, **options)
 
 
 def dataset_names() -> list[str]:

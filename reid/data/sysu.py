@@ -141,6 +141,10 @@ class SYSUMM01(VIDataset):
             logger.warning("%s: %d of %d training ids have no images in any camera folder (first: %s)",
                            self.root, len(missing), len(self.train_ids), missing[:10])
 
+    def test_images(self) -> list[Record]:
+        """Every image of the test ids, from all six cameras."""
+        return records_in_folders(self.root, self.test_ids, CAMERA_MODALITY)
+
     def test_split(self, mode: str = "all", trial: int = 0, shots: int = 1) -> tuple[list[Record], list[Record]]:
         """Return (query, gallery) of one evaluation trial.
 

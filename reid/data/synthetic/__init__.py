@@ -18,11 +18,11 @@ from .render import Palette, infrared_palette, render_image, render_infrared, re
 from .scene import CAMERAS, CameraSpec, SceneBand, scene_background
 from .seeds import identity_rng, image_count, split_ids, view_rng
 from .sheet import render_contact_sheet
-from .writer import make_synthetic_sysu
+from .writer import make_synthetic_sysu, synthetic_tree_complete
 
 __all__ = [
     "PersonIdentity", "PersonView", "BodyGeometry", "Palette", "CameraSpec", "SceneBand", "CAMERAS", "MATERIALS",
-    "make_synthetic_sysu", "render_contact_sheet", "sample_identity", "sample_view", "identity_rng", "view_rng",
+    "make_synthetic_sysu", "synthetic_tree_complete", "render_contact_sheet", "sample_identity", "sample_view", "identity_rng", "view_rng",
     "image_count", "split_ids", "body_geometry", "scene_background", "visible_palette", "infrared_palette",
     "render_visible", "render_infrared", "render_image", "replace",
 ]

@@ -12,6 +12,8 @@ from typing import Any
 
 from PIL import Image
 
+from reid.runtime import progress
+
 from ..io import write_image_atomic
 from .identity import PersonIdentity, sample_identity, sample_view
 from .render import render_image
@@ -50,6 +52,15 @@ def _write_text_atomic(path: Path, text: str) -> None:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
+
+
+def synthetic_tree_complete(root: str | os.PathLike) -> bool:
+    """Whether `root` holds a synthetic tree whose generation finished (its marker says complete)."""
+    marker = Path(root) / MARKER_NAME
+    try:
+        return bool(json.loads(marker.read_text()).get("complete"))
+    except (OSError, ValueError):
+        return False
 
 
 def _write_marker(root: Path, params: Mapping[str, Any], complete: bool) -> None:
@@ -122,11 +133,8 @@ def _validate(params: Mapping[str, Any]) -> None:
 
 
 def _progress(iterable: Iterator, total: int, enabled: bool) -> Iterator:
-    """`iterable`, wrapped in a tqdm bar when enabled."""
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, total=total, desc="synthetic SYSU-MM01", unit="img")
+    """`iterable`, with a progress bar when enabled (quiet when stderr is not a terminal)."""
+    return progress(iterable, total=total, desc="synthetic SYSU-MM01", unit="img") if enabled else iterable
 
 
 def make_synthetic_sysu(root: str | os.PathLike, num_ids: int = 60, seed: int = 0, *, images_per_camera: int = 4,

@@ -1,0 +1,286 @@
+"""The translator's training loop: `train_translator(config)`.
+
+Every K steps it writes a sample grid, the loss curves and a metrics line; checkpoints hold the whole
+state (networks, optimizers, schedulers, image pools, RNG states, position in the epoch), and the data
+order is a pure function of (seed, epoch, rank), so a run resumed from a checkpoint reaches the same
+weights as an uninterrupted one. A NaN or infinite loss stops training before anything is saved.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from reid.checkpoint import require_state
+from reid.config import config_to_dict, save_config
+from reid.data import Record, open_dataset, read_image
+from reid.runtime import (autocast, capture_rng_state, make_generator, progress, restore_rng_state, seed_everything,
+                          seed_worker, to_memory_format, use_channels_last)
+
+from .checkpoint import load_nets_state, read_translator_checkpoint, save_translator_checkpoint
+from .config import TranslatorConfig
+from .cyclegan import CycleGANNets, NonFiniteLoss, StepTools, build_nets, train_step, translate_both_ways
+from .data import UnpairedImages, image_mode, plan_epoch, resize_for_model, to_model_range
+from .distributed import DistributedContext, barrier, broadcast_parameters, init_distributed, shutdown
+from .visualize import plot_loss_curves, save_translation_grid
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class Position:
+    """Where training stands: optimiser steps taken, the epoch, and the steps taken in that epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of a run folder."""
+
+    root: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "loss_curves.png"
+
+    def sample(self, step: int) -> Path:
+        return self.root / "samples" / f"step_{step:07d}.png"
+
+
+def linear_decay(epochs: int, epochs_decay: int):
+    """The reference schedule: factor 1 for `epochs` epochs, then linearly down to 0 over `epochs_decay`."""
+    return lambda epoch: 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+def train_translator(config: TranslatorConfig, *, resume: str | Path | None = None) -> Path:
+    """Train (or resume) a visible<->infrared CycleGAN; returns the final checkpoint's path.
+
+    resume: a checkpoint to continue from; by default the run folder's own `checkpoints/last.pt`
+    when it exists. Under torchrun, every rank trains on its share of each epoch and rank 0 writes.
+    """
+    context = init_distributed(config.runtime.device)
+    try:
+        return _Trainer(config, context).run(resume)
+    finally:
+        shutdown(context)
+
+
+class _Trainer:
+    """Holds one run's networks and tools; `run` is the loop."""
+
+    def __init__(self, config: TranslatorConfig, context: DistributedContext) -> None:
+        self.config, self.context = config, context
+        self.paths = RunPaths(Path(config.output_dir))
+        self.device = context.device
+        self.channels_last = use_channels_last(self.device, config.runtime.channels_last)
+        seed_everything(config.runtime.seed)
+        self.vis, self.ir = _training_images(config, context)
+        self.nets = build_nets(config.model, config.image.ir_channels)
+        for module in self.nets.modules().values():
+            to_memory_format(module.to(self.device), self.channels_last)
+        pool_generators = {m: make_generator(config.runtime.seed + offset) for offset, m in enumerate(("vis", "ir"), 1)}
+        self.tools = StepTools.build(self.nets, config.train, config.image.ir_channels, pool_generators)
+        self.tools.autocast = autocast(self.device, config.runtime.bf16)
+        self.tools.distributed = context.enabled
+        decay = linear_decay(config.train.epochs, config.train.epochs_decay)
+        self.schedulers = {"g": torch.optim.lr_scheduler.LambdaLR(self.tools.optimizer_g, decay),
+                           "d": torch.optim.lr_scheduler.LambdaLR(self.tools.optimizer_d, decay)}
+        self.position = Position()
+        self.last_checkpoint: Path | None = None
+        self.last_checkpoint_step: int | None = None
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, resume: str | Path | None) -> Path:
+        source = Path(resume) if resume else (self.paths.checkpoint if self.paths.checkpoint.exists() else None)
+        if source is not None:
+            self._restore(source)
+        if self.context.enabled:
+            broadcast_parameters(list(self.nets.modules().values()))
+        if self.context.is_main:
+            save_config(self.config, self.paths.root)
+        train = self.config.train
+        steps_per_epoch = self._plan(0).steps
+        if steps_per_epoch == 0:
+            raise ValueError(f"an epoch has no full batch: {max(len(self.vis), len(self.ir))} images for batch size "
+                             f"{train.batch_size} on {self.context.world_size} process(es)")
+        total = train.total_epochs * steps_per_epoch
+        total = min(total, train.max_steps) if train.max_steps is not None else total
+        meter = _LossMeter()
+        bar = progress(total=total, initial=self.position.step, desc="vi-translate train", unit="step",
+                       disable=None if self.context.is_main else True)
+        while self.position.step < total:
+            for batch in self._loader(self.position.epoch, self.position.step_in_epoch):
+                losses = self._step(batch)
+                self.position.step += 1
+                self.position.step_in_epoch += 1
+                meter.add(losses, train.batch_size * self.context.world_size)
+                self._periodic(meter, bar)
+                bar.update(1)
+                if self.position.step >= total:
+                    break
+            if self.position.step_in_epoch >= steps_per_epoch:
+                self.position.epoch += 1
+                self.position.step_in_epoch = 0
+                for scheduler in self.schedulers.values():
+                    scheduler.step()
+        bar.close()
+        if self.last_checkpoint_step != self.position.step:
+            self._save_checkpoint()
+        if self.context.is_main:
+            self._save_pictures()
+        barrier(self.context)
+        return self.paths.checkpoint
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        vis = to_memory_format(batch["vis"].to(self.device, non_blocking=True), self.channels_last)
+        ir = to_memory_format(batch["ir"].to(self.device, non_blocking=True), self.channels_last)
+        try:
+            return train_step(self.nets, vis, ir, self.tools)
+        except NonFiniteLoss as error:
+            saved = self.last_checkpoint or "none (no checkpoint was written before)"
+            raise TrainingDiverged(f"training diverged at step {self.position.step + 1}: {error}. The last good "
+                                   f"checkpoint is {saved}; nothing was saved after the divergence. Lower "
+                                   "train.lr or check the data.") from None
+
+    def _periodic(self, meter: _LossMeter, bar) -> None:
+        step, train = self.position.step, self.config.train
+        if step % train.log_every == 0:
+            line = meter.flush(step=step, epoch=self.position.epoch, lr=self.tools.optimizer_g.param_groups[0]["lr"])
+            bar.set_postfix({k: f"{v:.3g}" for k, v in line.items() if k in ("G_vis2ir", "D_ir", "cycle_vis",
+                                                                                "images_per_s")})
+            if self.context.is_main:
+                with open(self.paths.metrics, "a") as handle:
+                    handle.write(json.dumps(line) + "\n")
+        if step % train.sample_every == 0 and self.context.is_main:
+            self._save_pictures()
+        if step % train.checkpoint_every == 0:
+            self._save_checkpoint()
+
+    # ------------------------------------------------------------------ data
+
+    def _plan(self, epoch: int):
+        return plan_epoch(len(self.vis), len(self.ir), epoch=epoch, seed=self.config.runtime.seed,
+                          batch_size=self.config.train.batch_size, rank=self.context.rank,
+                          world_size=self.context.world_size)
+
+    def _loader(self, epoch: int, from_step: int) -> DataLoader:
+        workers = self.config.runtime.workers
+        return DataLoader(UnpairedImages(self.vis, self.ir, self.config.image), batch_size=self.config.train.batch_size,
+                          sampler=self._plan(epoch).from_step(from_step), num_workers=workers,
+                          worker_init_fn=seed_worker, generator=make_generator(0), drop_last=True,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    # ------------------------------------------------------------------ checkpoints and pictures
+
+    def _state(self) -> dict:
+        return {"nets": {name: module.state_dict() for name, module in self.nets.modules().items()},
+                "optimizer_g": self.tools.optimizer_g.state_dict(), "optimizer_d": self.tools.optimizer_d.state_dict(),
+                "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+                "pools": {name: pool.state_dict() for name, pool in self.tools.pools.items()},
+                "rng": capture_rng_state(), "position": asdict(self.position)}
+
+    def _save_checkpoint(self) -> None:
+        if self.context.is_main:
+            save_translator_checkpoint(self.paths.checkpoint, config=config_to_dict(self.config),
+                                       step=self.position.step, state=self._state())
+            logger.info("step %d: checkpoint %s", self.position.step, self.paths.checkpoint)
+        self.last_checkpoint, self.last_checkpoint_step = self.paths.checkpoint, self.position.step
+        barrier(self.context)
+
+    def _restore(self, path: Path) -> None:
+        checkpoint, saved_config = read_translator_checkpoint(path)
+        if asdict(saved_config.model) != asdict(self.config.model) or \
+                saved_config.image.ir_channels != self.config.image.ir_channels:
+            raise ValueError(f"{path} was trained with model={asdict(saved_config.model)}, "
+                             f"ir_channels={saved_config.image.ir_channels}; this config asks for "
+                             f"model={asdict(self.config.model)}, ir_channels={self.config.image.ir_channels}")
+        load_nets_state(self.nets, checkpoint, path)
+        self.tools.optimizer_g.load_state_dict(require_state(checkpoint, "optimizer_g", path))
+        self.tools.optimizer_d.load_state_dict(require_state(checkpoint, "optimizer_d", path))
+        for name, state in require_state(checkpoint, "schedulers", path).items():
+            self.schedulers[name].load_state_dict(state)
+        for name, state in require_state(checkpoint, "pools", path).items():
+            self.tools.pools[name].load_state_dict(state)
+        restore_rng_state(require_state(checkpoint, "rng", path))
+        self.position = Position(**require_state(checkpoint, "position", path))
+        self.last_checkpoint, self.last_checkpoint_step = path, self.position.step
+        logger.info("resumed from %s at step %d (epoch %d)", path, self.position.step, self.position.epoch)
+
+    def _save_pictures(self) -> None:
+        vis, ir = _sample_images(self.vis, self.ir, self.config)
+        with torch.no_grad(), self.tools.autocast:
+            translations = translate_both_ways(self.nets, vis.to(self.device), ir.to(self.device)).detached()
+        save_translation_grid(self.paths.sample(self.position.step),
+                              [vis, translations.fake_ir, translations.rec_vis, ir, translations.fake_vis,
+                               translations.rec_ir])
+        if self.paths.metrics.exists():
+            plot_loss_curves(self.paths.metrics, self.paths.curves)
+
+
+class _LossMeter:
+    """Averages loss terms between log lines and measures images per second."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.count = 0
+        self.images = 0
+        self.started = time.perf_counter()
+
+    def add(self, losses: dict[str, float], images: int) -> None:
+        for name, value in losses.items():
+            self.sums[name] += value
+        self.count += 1
+        self.images += images
+
+    def flush(self, **context) -> dict:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        line = dict(context) | {name: total / max(self.count, 1) for name, total in self.sums.items()}
+        line["images_per_s"] = self.images / elapsed
+        self.__init__()
+        return line
+
+
+def _training_images(config: TranslatorConfig, context: DistributedContext) -> tuple[list[Record], list[Record]]:
+    """The dataset's visible and infrared training images (rank 0 generates a synthetic tree first)."""
+    if context.is_main:
+        dataset = open_dataset(config.data)
+    barrier(context)
+    if not context.is_main:
+        dataset = open_dataset(config.data)
+    vis = [record for record in dataset.train if record.modality == "vis"]
+    ir = [record for record in dataset.train if record.modality == "ir"]
+    return vis, ir
+
+
+def _sample_images(vis: list[Record], ir: list[Record], config: TranslatorConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed set of images per modality, evenly spread over the training set, resized to the crop size."""
+    count = config.train.num_samples
+
+    def pick(records: list[Record], modality: str) -> torch.Tensor:
+        chosen = [records[i * len(records) // count] for i in range(min(count, len(records)))]
+        mode = image_mode(modality, config.image.ir_channels)
+        return torch.stack([to_model_range(resize_for_model(read_image(r.path, mode), config.image)) for r in chosen])
+
+    return pick(vis, "vis"), pick(ir, "ir")

@@ -1,0 +1,263 @@
+"""`vi-translate translate`: write a translated copy of a dataset (or of any folder of images).
+
+Every visible image gets its vis2ir view and every infrared image its ir2vis view, at the same
+relative path under OUT as PNG, at the source image's own size: the generator runs at the resolution
+it was trained at (the person scale it learnt) and the result is resized back. Images are decoded in
+DataLoader workers, translated in batches (bf16 on CUDA) and encoded by writer threads; each output is
+written to a temporary file and renamed, then recorded in OUT/manifest.jsonl, so a killed run leaves no
+half-written image and a rerun translates only what is missing. A corrupt input is recorded as failed
+and the rest goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from reid.data import ImageReadError, Record, read_image, relative_path, write_image_atomic
+from reid.data.translated import (DIRECTION_OF, DONE, FAILED, MANIFEST_NAME, SUMMARY_NAME, ManifestEntry,
+                                  append_manifest, output_relpath, read_manifest)
+from reid.runtime import autocast, progress
+
+from .checkpoint import load_translator
+from .data import image_mode, resize_for_model, to_image, to_model_range
+
+logger = logging.getLogger(__name__)
+
+DIRECTIONS = ("vis2ir", "ir2vis", "both")
+MAX_PENDING_WRITES = 64  # translated images waiting for a writer thread
+
+
+@dataclass
+class TranslationSummary:
+    """Counts of one run of the job (and of the whole OUT folder afterwards)."""
+
+    translated: int = 0
+    failed: int = 0
+    skipped: int = 0  # already done by an earlier run
+    failures: list[str] = field(default_factory=list)
+    images_per_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def translate_records(checkpoint: str | os.PathLike, records: list[Record], dataset_root: str | os.PathLike,
+                      out_dir: str | os.PathLike, *, direction: str = "both", device: torch.device,
+                      batch_size: int = 16, workers: int = 2, overwrite: bool = False,
+                      dataset: str = "") -> TranslationSummary:
+    """Translate `records` (images under `dataset_root`) into `out_dir`; see the module docstring.
+
+    direction: "vis2ir" (visible images only), "ir2vis" (infrared only) or "both".
+    overwrite: allow an OUT written with another checkpoint (its manifest is started anew).
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    out, root = Path(out_dir).resolve(), Path(dataset_root).resolve()
+    if out == root or out.is_relative_to(root):
+        raise ValueError(f"refusing to write translations into the dataset itself: {out} is inside {root}")
+    digest = file_sha256(checkpoint)
+    _claim_output_folder(out, digest, overwrite)
+    nets, config = load_translator(checkpoint, device)
+    done = {source for source, entry in read_manifest(out).items() if entry.status == DONE
+            and (out / entry.output).is_file()}
+    wanted = [r for r in records if direction == "both" or DIRECTION_OF[r.modality] == direction]
+    todo = [r for r in wanted if relative_path(r.path, root) not in done]
+    summary = TranslationSummary(skipped=len(wanted) - len(todo))
+    _write_summary(out, checkpoint, digest, config, direction, dataset, summary, complete=False)
+    start = time.perf_counter()
+    generators = {"vis": nets.g_vis2ir, "ir": nets.g_ir2vis}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as writers:
+        for modality in ("vis", "ir"):
+            group = [r for r in todo if r.modality == modality]
+            if group:
+                _translate_group(group, generators[modality], modality, config, root, out, device, batch_size,
+                                 workers, writers, summary)
+    summary.images_per_s = summary.translated / max(time.perf_counter() - start, 1e-9)
+    _write_summary(out, checkpoint, digest, config, direction, dataset, summary, complete=summary.ok)
+    return summary
+
+
+class _SourceImages(Dataset):
+    """records[i] -> (i, image at the trained resolution [C, H, W] in [-1, 1], original (w, h)), or
+    (i, None, error message) for an unreadable file."""
+
+    def __init__(self, records: list[Record], mode: str, image_config) -> None:
+        self.records, self.mode, self.image_config = records, mode, image_config
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        try:
+            image = read_image(self.records[index].path, self.mode)
+        except ImageReadError as error:
+            return index, None, str(error)
+        return index, to_model_range(resize_for_model(image, self.image_config)), image.size
+
+
+def _collate(items):
+    """Keep readable images as one batch tensor; pass failures through."""
+    good = [item for item in items if item[1] is not None]
+    bad = [(index, message) for index, image, message in items if image is None]
+    batch = torch.stack([item[1] for item in good]) if good else None
+    return [item[0] for item in good], batch, [item[2] for item in good], bad
+
+
+def _translate_group(records, generator, modality, config, root, out, device, batch_size, workers, writers,
+                     summary) -> None:
+    """Translate one modality's records with its generator, writing through the writer threads."""
+    loader = DataLoader(_SourceImages(records, image_mode(modality, config.image.ir_channels), config.image),
+                        batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                        pin_memory=device.type == "cuda")
+    pending: list[Future] = []
+    bar = progress(total=len(records), desc=f"translate {DIRECTION_OF[modality]}", unit="img")
+    for indices, batch, sizes, failures in loader:
+        entries = [ManifestEntry(relative_path(records[i].path, root), "", DIRECTION_OF[modality], FAILED, message)
+                   for i, message in failures]
+        if entries:
+            append_manifest(out, entries)
+            summary.failed += len(entries)
+            summary.failures += [f"{e.source}: {e.error}" for e in entries]
+        if batch is not None:
+            with torch.no_grad(), autocast(device):
+                translated = generator(batch.to(device, non_blocking=True)).float().cpu()
+            for index, image, size in zip(indices, translated, sizes):
+                source = relative_path(records[index].path, root)
+                pending.append(writers.submit(_write_one, image, size, out, source, DIRECTION_OF[modality]))
+        pending = _drain(pending, out, summary, bar, block=len(pending) > MAX_PENDING_WRITES)
+        bar.update(len(failures))
+    _drain(pending, out, summary, bar, block=True)
+    bar.close()
+
+
+def _write_one(image: torch.Tensor, size: tuple[int, int], out: Path, source: str, direction: str) -> ManifestEntry:
+    """Encode one translated image at the source size and write it atomically (writer thread)."""
+    output = output_relpath(source)
+    write_image_atomic(to_image(image).resize(size, Image.BICUBIC), out / output)
+    return ManifestEntry(source, output, direction, DONE)
+
+
+def _drain(pending: list[Future], out: Path, summary: TranslationSummary, bar, *, block: bool) -> list[Future]:
+    """Record the finished writes in the manifest (all of them, waiting, when `block`); return the rest."""
+    finished = pending if block else [future for future in pending if future.done()]
+    if finished:
+        entries = [future.result() for future in finished]
+        append_manifest(out, entries)
+        summary.translated += len(entries)
+        bar.update(len(entries))
+    return [future for future in pending if future not in finished]
+
+
+def _claim_output_folder(out: Path, digest: str, overwrite: bool) -> None:
+    """Create OUT, or check it holds translations of the same checkpoint; remove stray temp files."""
+    summary_path = out / SUMMARY_NAME
+    if summary_path.is_file():
+        earlier = json.loads(summary_path.read_text()).get("checkpoint_sha256")
+        if earlier != digest:
+            if not overwrite:
+                raise ValueError(f"{out} holds translations made with another checkpoint (sha256 {earlier[:12]}..., "
+                                 f"this one is {digest[:12]}...); refusing to mix them: choose another --out, or "
+                                 "pass --overwrite to translate everything again")
+            (out / MANIFEST_NAME).unlink(missing_ok=True)
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} is not empty and holds no {SUMMARY_NAME}: refusing to write into it "
+                         "(choose an empty or new folder, or pass --overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+    for stray in out.rglob(".*.tmp"):
+        stray.unlink()
+
+
+def _write_summary(out: Path, checkpoint, digest: str, config, direction: str, dataset: str,
+                   summary: TranslationSummary, complete: bool) -> None:
+    manifest = read_manifest(out)
+    data = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": digest, "dataset": dataset,
+            "direction": direction, "complete": complete,
+            "image": asdict(config.image), "model": asdict(config.model),
+            "counts": {"done": sum(e.status == DONE for e in manifest.values()),
+                       "failed": sum(e.status == FAILED for e in manifest.values()),
+                       "this_run": {"translated": summary.translated, "failed": summary.failed,
+                                    "skipped": summary.skipped}}}
+    tmp = out / f".{SUMMARY_NAME}.tmp"
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, out / SUMMARY_NAME)
+
+
+# ---------------------------------------------------------------------------------------------- the command
+
+
+def add_parser(subparsers) -> None:
+    import argparse
+
+    from reid.data import dataset_names
+
+    parser = subparsers.add_parser(
+        "translate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="write a translated copy of a dataset or of a folder of images",
+        description="Translate every visible image to infrared (vis2ir) and every infrared image to visible "
+                    "(ir2vis), writing OUT/<same relative path>.png at the source image's own size, plus "
+                    "OUT/manifest.jsonl and OUT/translation.json. Rerunning resumes; corrupt inputs are recorded "
+                    "as failed and make the exit status non-zero.")
+    parser.add_argument("--checkpoint", required=True, help="translator checkpoint (vi-translate train)")
+    parser.add_argument("--dataset", required=True, choices=[*dataset_names(), "folder"],
+                        help="dataset layout under --root, or 'folder' for any folder of images")
+    parser.add_argument("--root", required=True, help="dataset root, or the folder of images")
+    parser.add_argument("--out", required=True, help="output folder (not inside --root)")
+    parser.add_argument("--modality", choices=["vis", "ir"], help="with --dataset folder: what the images are")
+    parser.add_argument("--split", choices=["train", "all"], default="train",
+                        help="training images only, or also every test image")
+    parser.add_argument("--trial", type=int, default=1, help="RegDB train/test split 1..10 (ignored elsewhere)")
+    parser.add_argument("--direction", choices=DIRECTIONS, default="both",
+                        help="translate visible images (vis2ir), infrared images (ir2vis) or both")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per generator call")
+    parser.add_argument("--workers", type=int, default=2, help="decoding worker processes and writer threads")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="allow an OUT that holds another checkpoint's translations (translates all again)")
+    parser.set_defaults(handler=run)
+
+
+def select_records(dataset: str, root: str, split: str, modality: str | None, trial: int) -> list[Record]:
+    """The images to translate: a dataset's training (and test) images, or every image of a folder."""
+    from reid.data import load_dataset
+
+    from .sample import list_inputs
+
+    if dataset == "folder":
+        if modality is None:
+            raise ValueError("--dataset folder needs --modality vis or ir")
+        return [Record(str(path), -1, -1, modality) for path in list_inputs(root, limit=None)]
+    loaded = load_dataset(dataset, root, **({"trial": trial} if dataset == "regdb" else {}))
+    return loaded.train + (loaded.test_images() if split == "all" else [])
+
+
+def run(args) -> int:
+    from reid.runtime import resolve_device
+
+    records = select_records(args.dataset, args.root, args.split, args.modality, args.trial)
+    summary = translate_records(args.checkpoint, records, args.root, args.out, direction=args.direction,
+                                device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
+                                overwrite=args.overwrite, dataset=args.dataset)
+    print(f"translated {summary.translated}, already done {summary.skipped}, failed {summary.failed} "
+          f"({summary.images_per_s:.1f} images/s) -> {args.out}")
+    for failure in summary.failures[:20]:
+        print(f"  failed: {failure}")
+    return 0 if summary.ok else 1
