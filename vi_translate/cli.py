@@ -3,6 +3,7 @@
     vi-translate train experiments/configs/translator/synthetic.yaml train.max_steps=200
     vi-translate sample --checkpoint runs/translator/checkpoints/last.pt --input some/images --direction vis2ir --out look
     vi-translate translate --checkpoint CKPT --dataset sysu --root /data/SYSU-MM01 --out /data/SYSU-MM01-translated
+    vi-translate evaluate --checkpoint CKPT --dataset sysu --root /data/SYSU-MM01 --out runs/translator_eval
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from reid.config import ConfigError, load_config
 from reid.data import ImageReadError
 from reid.runtime import resolve_device, setup_logging
 
-from . import translate
+from . import evaluate, translate
 from .config import TranslatorConfig
 from .sample import DIRECTIONS, sample_translations
 from .train import TrainingDiverged, train_translator
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     sample.set_defaults(handler=_run_sample)
     translate.add_parser(commands)
+    evaluate.add_parser(commands)
     return parser
 
 

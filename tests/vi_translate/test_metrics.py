@@ -1,0 +1,115 @@
+"""Translation metrics: PSNR / SSIM / L1 hand values, channel handling, KID against a loop implementation."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vi_translate.metrics import kid, kid_subset_indices, l1, mmd2_unbiased, psnr, ssim
+
+
+def images(seed: int = 0, batch: int = 2, channels: int = 3, height: int = 32, width: int = 16) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, channels, height, width, generator=generator) * 2 - 1
+
+
+def test_psnr_identical_is_inf_and_constant_offset_follows_the_formula():
+    x = images()
+    assert psnr(x, x).shape == (2,) and torch.isinf(psnr(x, x)).all()
+    target = torch.zeros(2, 3, 8, 8)
+    pred = target + torch.tensor([0.1, 0.5]).view(2, 1, 1, 1)
+    expected = [10 * math.log10(4 / 0.1 ** 2), 10 * math.log10(4 / 0.5 ** 2)]  # data range 2 for [-1, 1]
+    assert psnr(pred, target).tolist() == pytest.approx(expected, rel=1e-5)
+    assert psnr(pred, target, data_range=1.0).tolist() == pytest.approx([20.0, 10 * math.log10(4.0)], rel=1e-5)
+    with pytest.raises(ValueError, match="data_range"):
+        psnr(pred, target, data_range=0)
+
+
+def test_l1_hand_value():
+    target = torch.zeros(1, 1, 2, 2)
+    pred = torch.tensor([[[[0.5, -0.5], [1.0, 0.0]]]])
+    assert l1(pred, target).tolist() == pytest.approx([0.5])  # (0.5 + 0.5 + 1 + 0) / 4
+
+
+def test_ssim_is_one_for_identical_images_and_falls_with_noise():
+    x = images(seed=1)
+    assert ssim(x, x).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    generator = torch.Generator().manual_seed(2)
+    noise = torch.randn(x.shape, generator=generator)
+    values = [ssim((x + sigma * noise).clamp(-1, 1), x).mean().item() for sigma in (0.05, 0.2, 0.6)]
+    assert 1.0 > values[0] > values[1] > values[2]
+    with pytest.raises(ValueError, match="larger than 5 pixels"):
+        ssim(torch.zeros(1, 3, 5, 5), torch.zeros(1, 3, 5, 5))
+
+
+def test_ssim_of_flat_images_matches_the_luminance_term():
+    """Two flat images have no variance: SSIM = (2 mu_x mu_y + c1) / (mu_x^2 + mu_y^2 + c1) in [0, 1] units."""
+    shape = (1, 3, 16, 16)  # float64: in float32 the variance of a flat window is off by ~1e-7, against c2 = 9e-4
+    a, b = torch.full(shape, 0.0, dtype=torch.float64), torch.full(shape, 0.5, dtype=torch.float64)  # -> 0.5, 0.75
+    c1 = 0.01 ** 2
+    expected = (2 * 0.5 * 0.75 + c1) / (0.5 ** 2 + 0.75 ** 2 + c1)
+    assert ssim(a, b).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_one_and_three_channel_images_are_compared_in_the_targets_channels():
+    grey = images(seed=3, channels=1)
+    rgb = grey.repeat(1, 3, 1, 1)
+    assert torch.isinf(psnr(grey, rgb)).all()  # grey repeated to 3 channels is the target exactly
+    assert (psnr(rgb, grey) > 120).all()  # the luma of equal channels is the grey value (up to float32 rounding)
+    assert l1(rgb, grey).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    colour = images(seed=4)
+    luma = 0.299 * colour[:, :1] + 0.587 * colour[:, 1:2] + 0.114 * colour[:, 2:]
+    assert l1(colour, luma).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert ssim(colour, luma).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    with pytest.raises(ValueError, match="differ"):
+        l1(images(height=32), images(height=16))
+
+
+def loop_mmd2(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The unbiased MMD^2 estimator written term by term."""
+    m, dim = a.shape
+    k = lambda x, y: (float(x @ y) / dim + 1.0) ** 3  # noqa: E731
+    within_a = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j)
+    within_b = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j)
+    across = sum(k(a[i], b[j]) for i in range(m) for j in range(m))
+    return within_a / (m * (m - 1)) + within_b / (m * (m - 1)) - 2 * across / m ** 2
+
+
+def test_kid_matches_a_loop_over_the_same_subsets():
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(12, 5, generator=generator, dtype=torch.float64)
+    b = torch.randn(9, 5, generator=generator, dtype=torch.float64) + 0.3
+    index_a, index_b = kid_subset_indices(12, 9, subset_size=6, num_subsets=7, seed=3)
+    assert index_a.shape == index_b.shape == (7, 6)
+    assert all(len(set(row.tolist())) == 6 for row in torch.cat([index_a, index_b]))  # without replacement
+    assert int(index_a.max()) < 12 and int(index_b.max()) < 9
+    values = torch.tensor([loop_mmd2(a[ia], b[ib]) for ia, ib in zip(index_a, index_b)], dtype=torch.float64)
+    mean, std = kid(a, b, subset_size=6, num_subsets=7, seed=3, chunk=3)  # chunks of 3, 3, 1 subsets
+    assert mean == pytest.approx(float(values.mean()), rel=1e-12)
+    assert std == pytest.approx(float(values.std(correction=0)), rel=1e-10)
+    assert mmd2_unbiased(a[:4], b[:4]).item() == pytest.approx(loop_mmd2(a[:4], b[:4]), rel=1e-12)
+
+
+def test_kid_subsets_are_capped_and_reproducible():
+    index_a, index_b = kid_subset_indices(5, 8, subset_size=100, num_subsets=2, seed=1)
+    assert index_a.shape == (2, 5)  # min(subset_size, N, M)
+    again = kid_subset_indices(5, 8, subset_size=100, num_subsets=2, seed=1)
+    assert torch.equal(index_a, again[0]) and torch.equal(index_b, again[1])
+    assert not torch.equal(index_b, kid_subset_indices(5, 8, subset_size=100, num_subsets=2, seed=2)[1])
+    with pytest.raises(ValueError, match="at least 2"):
+        kid(torch.zeros(1, 3), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="same D"):
+        kid(torch.zeros(4, 3), torch.zeros(4, 2))
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_shifted_ones():
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(400, 32, generator=generator), torch.randn(400, 32, generator=generator)
+    same_mean, same_std = kid(a, b, subset_size=100, num_subsets=50)
+    shifted_mean, _ = kid(a, b + 0.5, subset_size=100, num_subsets=50)
+    scaled_mean, _ = kid(a, b * 1.5, subset_size=100, num_subsets=50)
+    assert abs(same_mean) < 0.02 and same_std > 0
+    assert shifted_mean > 0.3 and shifted_mean > 10 * abs(same_mean)
+    assert scaled_mean > 0.1
+    assert kid(a, b, subset_size=100, num_subsets=1)[1] == 0.0
