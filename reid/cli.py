@@ -3,6 +3,8 @@
     vireid data synth --root data/synthetic --num-ids 60 --seed 0
     vireid data info --dataset sysu --root /data/SYSU-MM01
     vireid cluster --features feats.pt --translated feats_translated.pt --unify both --out runs/labels
+    vireid train experiments/configs/reid/synthetic.yaml translated=runs/translated/synthetic
+    vireid evaluate --checkpoint runs/reid/synthetic/checkpoints/last.pt --dataset synthetic --root data/synthetic
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 from typing import Sequence
 
 from .checkpoint import CheckpointError
+from .config import ConfigError
 from .commands import COMMANDS
 from .runtime import setup_logging
 
@@ -35,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         return args.handler(args)
-    except (FileNotFoundError, ValueError, OSError, RuntimeError, KeyError, CheckpointError) as error:
+    except (FileNotFoundError, ValueError, OSError, RuntimeError, KeyError, CheckpointError, ConfigError) as error:
         print(f"vireid: error: {error}", file=sys.stderr)
         return 2
 

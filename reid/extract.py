@@ -50,8 +50,11 @@ def extract_features(model: nn.Module, records: Sequence[Record], device: torch.
     CUDA); its train/eval mode is restored afterwards.
     """
     device = torch.device(device)
+    # its own generator: extracting (e.g. for an evaluation) must not advance the global RNG a training
+    # run draws from, or a resumed run would diverge from an uninterrupted one
     loader = DataLoader(RecordImages(records, build_test_transform(height, width)), batch_size=batch_size,
-                        shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
+                        shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
+                        generator=runtime.make_generator(0))
     channels_last = runtime.use_channels_last(device)
     model = runtime.to_memory_format(model.to(device), channels_last)
     was_training = model.training

@@ -109,3 +109,12 @@ def test_cuda_bf16_channels_last_matches_cpu(model, records):
     cuda = extract_features(model, records, torch.device("cuda"), progress=False, **SIZE)
     assert cuda.device.type == "cpu" and cuda.dtype == torch.float32
     assert F.cosine_similarity(cpu, cuda).min() > 0.99
+
+
+def test_extraction_leaves_the_global_rng_alone(model, records):
+    """An evaluation inside a training run must not shift the run's random stream (exact resume)."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    extract_features(model, records, CPU, progress=False, **SIZE)
+    torch.testing.assert_close(torch.rand(3), expected)

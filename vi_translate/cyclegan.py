@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from reid.runtime import average_gradients
+
 from .config import NetworkConfig, TranslatorTrainConfig
-from .distributed import average_gradients
 from .image_pool import ImagePool
 from .losses import GANLoss, cycle_loss, identity_loss
 from .networks import PatchDiscriminator, ResnetGenerator

@@ -20,14 +20,14 @@ from torch.utils.data import DataLoader
 from reid.checkpoint import require_state
 from reid.config import config_to_dict, save_config
 from reid.data import Record, open_dataset, read_image
-from reid.runtime import (autocast, capture_rng_state, make_generator, progress, restore_rng_state, seed_everything,
-                          seed_worker, to_memory_format, use_channels_last)
+from reid.runtime import (DistributedContext, autocast, barrier, broadcast_parameters, capture_rng_state,
+                          init_distributed, make_generator, progress, restore_rng_state, seed_everything, seed_worker,
+                          shutdown, to_memory_format, use_channels_last)
 
 from .checkpoint import load_nets_state, read_translator_checkpoint, save_translator_checkpoint
 from .config import TranslatorConfig
 from .cyclegan import CycleGANNets, NonFiniteLoss, StepTools, build_nets, train_step, translate_both_ways
 from .data import UnpairedImages, image_mode, plan_epoch, resize_for_model, to_model_range
-from .distributed import DistributedContext, barrier, broadcast_parameters, init_distributed, shutdown
 from .visualize import plot_loss_curves, save_translation_grid
 
 logger = logging.getLogger(__name__)

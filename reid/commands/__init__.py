@@ -1,4 +1,4 @@
 """The `vireid` subcommands; each module has `add_parser(subparsers)` setting `handler`."""
-from . import cluster, data, evaluate
+from . import cluster, data, evaluate, train
 
-COMMANDS = (data, cluster, evaluate)
+COMMANDS = (data, cluster, train, evaluate)
