@@ -21,12 +21,10 @@ $(VENV)/.installed-test: $(PY) $(PACKAGING)
 
 install: $(VENV)/.installed
 
-# Until the joint experiment lands, the demo runs the largest piece that exists: it writes the
-# synthetic SYSU-MM01-layout dataset and reads it back through the SYSU-MM01 loader.
-DEMO_DATA ?= data/demo-synthetic
+# The joint experiment on the embedded synthetic dataset, on the CPU: generate the data, train a small
+# translator, translate, train the joint strategy and the per-modality baseline, print the results table.
 demo: $(VENV)/.installed
-	$(VENV)/bin/vireid data synth --root $(DEMO_DATA) --num-ids 60 --seed 0
-	$(VENV)/bin/vireid data info --dataset synthetic --root $(DEMO_DATA)
+	$(PY) -m experiments run experiments/configs/demo.yaml
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q

@@ -4,7 +4,8 @@
   features of its translated view, and one clustering gives one label space across modalities;
 - "per_modality_hungarian": PGM-style: each modality is clustered on its own, then the clusters are
   matched across modalities by their centroids (Hungarian, or Sinkhorn);
-- "none": cluster-contrast per modality: two separate label spaces, no cross-modal step.
+- "none": cluster-contrast per modality: two separate label spaces, no cross-modal step;
+- "oracle": the true identities as labels: the supervised upper bound of the pipeline (a diagnostic).
 """
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ class PseudoLabels:
 
 
 def compute_pseudo_labels(strategy: str, features: torch.Tensor, is_ir: np.ndarray, cluster: ClusterConfig,
-                          view_features: torch.Tensor | None = None) -> PseudoLabels:
+                          view_features: torch.Tensor | None = None, true_ids: np.ndarray | None = None) -> PseudoLabels:
     """Cluster the training images' features [N, D] (and their translated views' [N, D]) by `strategy`."""
     modalities = np.where(is_ir, "ir", "vis")
+    if strategy == "oracle":
+        return PseudoLabels(np.unique(true_ids, return_inverse=True)[1].astype(np.int64), shared=True)
     if strategy == "joint":
         if view_features is None:
             raise ValueError("the joint strategy needs the features of the translated views (set `translated`)")

@@ -136,7 +136,7 @@ class _Run:
         labels = shared = num_vis = None
         if self.context.is_main:
             pseudo = compute_pseudo_labels(self.config.train.strategy, features, self.data.is_ir,
-                                           self.config.cluster, views)
+                                           self.config.cluster, views, np.array([r.pid for r in self.data.records]))
             labels, shared, num_vis = torch.from_numpy(pseudo.labels), pseudo.shared, pseudo.num_vis_clusters
         if self.context.enabled:
             message = [labels, shared, num_vis]

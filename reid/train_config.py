@@ -6,7 +6,7 @@ from typing import Optional
 
 from .config import ConfigError, DataConfig, ModelConfig, RuntimeConfig, check_choice
 
-STRATEGIES = ("joint", "per_modality_hungarian", "none")
+STRATEGIES = ("joint", "per_modality_hungarian", "none", "oracle")
 UNIFY = ("vis", "ir", "both", "mean")
 
 
@@ -41,7 +41,7 @@ class ClusterConfig:
 class ReIDTrainConfig:
     """The USL loop: per epoch extract -> cluster -> memory -> train `iterations` steps."""
 
-    strategy: str = "joint"  # joint | per_modality_hungarian | none
+    strategy: str = "joint"  # joint | per_modality_hungarian | none | oracle (true ids: the upper bound)
     epochs: int = 50
     iterations: int = 200  # optimiser steps per epoch
     num_identities: int = 16  # P pseudo-identities per batch

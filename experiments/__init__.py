@@ -1,0 +1,1 @@
+"""The joint translate -> cluster -> ReID experiment runner (python -m experiments)."""

@@ -1,0 +1,247 @@
+"""The joint experiment: dataset -> translator -> translated dataset -> ReID training (one run per
+strategy) -> evaluation -> report, each stage's outputs under the run folder.
+
+A stage is reused when its fingerprint (its config section and the fingerprints of the stages it
+reads) matches the one recorded in `stages.json`; a changed stage, and every stage after it, runs
+again; `from_stage` forces that from a given stage. The tools underneath resume on their own, so an
+interrupted stage picks up where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reid.config import config_to_dict, save_config
+from reid.data import open_dataset
+from reid.evaluation import protocol_settings
+from reid.extract import extract_features
+from reid.models import load_model_checkpoint
+from reid.runtime import resolve_device
+from reid.train import train_reid
+from vi_translate.train import train_translator
+from vi_translate.translate import file_sha256, translate_records
+
+from . import report
+from .config import ExperimentConfig, reid_config, translator_config
+
+logger = logging.getLogger(__name__)
+STAGES = ("dataset", "translator", "translate", "reid", "evaluate", "report")
+
+
+class StageLog:
+    """`stages.json`: stage -> {"fingerprint", "outputs"} of its last completed run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "stages.json"
+        self.stages: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def reusable(self, stage: str, fingerprint: str) -> dict | None:
+        """The outputs of a completed run of `stage` with this fingerprint, else None."""
+        record = self.stages.get(stage)
+        return record["outputs"] if record and record["fingerprint"] == fingerprint else None
+
+    def complete(self, stage: str, fingerprint: str, outputs: dict) -> dict:
+        self.stages[stage] = {"fingerprint": fingerprint, "outputs": outputs}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.stages, indent=2))
+        tmp.replace(self.path)
+        return outputs
+
+    def forget(self, stages: list[str]) -> None:
+        for stage in stages:
+            self.stages.pop(stage, None)
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = None,
+                   from_stage: str | None = None) -> dict:
+    """Run (or resume) the experiment; returns the results written to results.json."""
+    if from_stage is not None and from_stage not in STAGES:
+        raise ValueError(f"unknown stage {from_stage!r}: expected one of {STAGES}")
+    variants = list(variants or config.strategies)
+    run_dir = Path(config.output_dir)
+    save_config(config, run_dir)
+    log = StageLog(run_dir)
+    if from_stage is not None:
+        _forget_from(log, run_dir, from_stage, variants)
+
+    data_print = fingerprint(config_to_dict(config.data))
+    dataset = run_stage(log, "dataset", data_print, [], lambda: stage_dataset(config))
+    translator_print = fingerprint(data_print, config_to_dict(config.translator))
+    translator = run_stage(log, "translator", translator_print, [run_dir / "translator"],
+                           lambda: stage_translator(config, run_dir))
+    translate_print = fingerprint(translator_print, translator["sha256"], config_to_dict(config.translate))
+    if any(reid_config(config, variant, run_dir).translated for variant in variants):
+        run_stage(log, "translate", translate_print, [run_dir / "translated"],
+                  lambda: stage_translate(config, run_dir, translator["checkpoint"]))
+    runs = {}
+    for variant in variants:
+        reid = reid_config(config, variant, run_dir)
+        reid_print = fingerprint(translate_print if reid.translated else data_print, config_to_dict(reid))
+        trained = run_stage(log, f"reid/{variant}", reid_print, [run_dir / "reid" / variant],
+                            lambda: stage_reid(config, variant, run_dir))
+        evaluated = run_stage(log, f"evaluate/{variant}", reid_print, [],
+                              lambda: stage_evaluate(config, variant, run_dir, trained["checkpoint"]))
+        runs[variant] = trained | evaluated
+    return stage_report(config, run_dir, dataset, translator, runs)
+
+
+def run_stage(log: StageLog, name: str, stage_print: str, folders: list[Path], run) -> dict:
+    """The outputs of stage `name`: reused when its fingerprint matches the last completed run; when the
+    recorded fingerprint differs, its folders are removed first (a changed config starts afresh), and
+    a stage never completed resumes in place."""
+    outputs = log.reusable(name, stage_print)
+    if outputs is not None:
+        logger.info("stage %s: reused", name)
+        return outputs
+    if name in log.stages:
+        for folder in folders:
+            _remove(folder)
+    logger.info("stage %s: running", name)
+    return log.complete(name, stage_print, run())
+
+
+# ------------------------------------------------------------------------------------------- stages
+
+
+def stage_dataset(config: ExperimentConfig) -> dict:
+    """Open (for `synthetic`, first generate) the dataset; record its counts."""
+    dataset = open_dataset(config.data)
+    return {"root": str(dataset.root), "summary": dataset.summary()}
+
+
+def stage_translator(config: ExperimentConfig, run_dir: Path) -> dict:
+    """Train the translator (resuming an interrupted run), or take the configured checkpoint."""
+    checkpoint = Path(config.translator.checkpoint) if config.translator.checkpoint else \
+        train_translator(translator_config(config, run_dir))
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"translator.checkpoint: {checkpoint} does not exist")
+    return {"checkpoint": str(checkpoint), "sha256": file_sha256(checkpoint)}
+
+
+def stage_translate(config: ExperimentConfig, run_dir: Path, checkpoint: str) -> dict:
+    """Write the translated dataset (the training images, or all with translate.split=all)."""
+    dataset = open_dataset(config.data)
+    records = dataset.train + (dataset.test_images() if config.translate.split == "all" else [])
+    summary = translate_records(checkpoint, records, dataset.root, run_dir / "translated",
+                                device=resolve_device(config.runtime.device), batch_size=config.translate.batch_size,
+                                workers=config.runtime.workers, dataset=config.data.name)
+    if not summary.ok:
+        raise RuntimeError(f"{summary.failed} images could not be translated (see {run_dir / 'translated'}"
+                           f"/manifest.jsonl): {summary.failures[:3]}")
+    return {"translated": str(run_dir / "translated"), "images": summary.translated + summary.skipped}
+
+
+def stage_reid(config: ExperimentConfig, variant: str, run_dir: Path) -> dict:
+    """Train one strategy variant (resuming an interrupted run)."""
+    checkpoint = train_reid(reid_config(config, variant, run_dir))
+    return {"checkpoint": str(checkpoint), "metrics": str(run_dir / "reid" / variant / "metrics.jsonl")}
+
+
+def stage_evaluate(config: ExperimentConfig, variant: str, run_dir: Path, checkpoint: str) -> dict:
+    """The final protocol numbers (from the run's last evaluation) and the test features of the first
+    trial of the first setting, kept for the t-SNE and retrieval pictures."""
+    history = read_history(run_dir / "reid" / variant / "metrics.jsonl")
+    final = next((record["eval"] for record in reversed(history) if record.get("eval")), {})
+    dataset = open_dataset(config.data)
+    arguments = next(iter(protocol_settings(dataset, trials=1).values()))[0]
+    query, gallery = dataset.test_split(**arguments)
+    device = resolve_device(config.runtime.device)
+    model, model_config = load_model_checkpoint(checkpoint, device)
+    features = extract_features(model, query + gallery, device, height=model_config.height, width=model_config.width,
+                                num_workers=config.runtime.workers)
+    path = run_dir / "reid" / variant / "test_features.pt"
+    torch.save({"features": features, "num_query": len(query), "paths": [r.path for r in query + gallery],
+                "pids": torch.tensor([r.pid for r in query + gallery]),
+                "ir": torch.tensor([r.modality == "ir" for r in query + gallery])}, path)
+    return {"final": final, "test_features": str(path)}
+
+
+def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, translator: dict, runs: dict) -> dict:
+    """results.json, results.md and the pictures."""
+    pictures = run_dir / "report"
+    pictures.mkdir(parents=True, exist_ok=True)
+    histories = {variant: read_history(outputs["metrics"]) for variant, outputs in runs.items()}
+    rows = []
+    for variant, outputs in runs.items():
+        last_cluster = histories[variant][-1]["cluster"] if histories[variant] else {}
+        for setting, metrics in outputs["final"].items():
+            rows.append({"strategy": variant, "setting": setting, **metrics, "ari": last_cluster.get("ari"),
+                         "mixed_share": last_cluster.get("mixed_share")})
+    figures = {"curves": report.plot_epoch_curves(histories, pictures / "epochs.png")}
+    grid = _latest_translation_grid(translator["checkpoint"])
+    if grid is not None:
+        figures["translation"] = Path(shutil.copyfile(grid, pictures / "translation.png"))
+    panels, retrieval = {}, None
+    for variant, outputs in runs.items():
+        saved = torch.load(outputs["test_features"], weights_only=True)
+        modalities = np.where(saved["ir"].numpy(), "ir", "vis")
+        panels[variant] = (saved["features"], saved["pids"].numpy(), modalities)
+        if retrieval is None or variant == "joint":
+            retrieval = (variant, saved)
+    figures["tsne"] = report.plot_tsne_panels(panels, pictures / "tsne.png")
+    figures["retrieval"] = _retrieval_figure(retrieval, pictures / "retrieval.png")
+    results = {"dataset": dataset, "translator": translator, "strategies": list(runs),
+               "results": rows, "epochs": histories, "figures": {k: str(v) for k, v in figures.items()}}
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    markdown = _results_markdown(config, rows, histories, figures, run_dir)
+    (run_dir / "results.md").write_text(markdown)
+    return results
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def read_history(path: str | Path) -> list[dict]:
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _retrieval_figure(selected, path: Path) -> Path:
+    variant, saved = selected
+    num_query = saved["num_query"]
+    features = saved["features"]
+    distmat = -(features[:num_query] @ features[num_query:].T).numpy()
+    pids = saved["pids"].numpy()
+    return report.plot_retrieval(saved["paths"][:num_query], pids[:num_query], saved["paths"][num_query:],
+                                 pids[num_query:], distmat, path, title=f"{variant}: top-5 for infrared queries")
+
+
+def _latest_translation_grid(checkpoint: str) -> Path | None:
+    samples = sorted((Path(checkpoint).parent.parent / "samples").glob("step_*.png"))
+    return samples[-1] if samples else None
+
+
+def _results_markdown(config: ExperimentConfig, rows: list[dict], histories: dict, figures: dict,
+                      run_dir: Path) -> str:
+    lines = [f"# Results: {config.data.name} ({Path(config.output_dir).name})", "",
+             report.results_markdown(rows), "", "## Per epoch", "", report.epoch_table_markdown(histories), ""]
+    for name, figure in figures.items():
+        lines += [f"![{name}]({Path(figure).relative_to(run_dir).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+def _forget_from(log: StageLog, run_dir: Path, stage: str, variants: list[str]) -> None:
+    """Force `stage` and every later stage to run again: forget them and remove their outputs."""
+    later = STAGES[STAGES.index(stage):]
+    outputs = {"translator": [run_dir / "translator"], "translate": [run_dir / "translated"],
+               "reid": [run_dir / "reid" / v for v in variants], "report": [run_dir / "report"]}
+    for name in later:
+        for folder in outputs.get(name, []):
+            _remove(folder)
+        log.forget([key for key in list(log.stages) if key == name or key.startswith(f"{name}/")])
+
+
+def _remove(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
