@@ -37,10 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
-        return args.handler(args)
+        code, text = args.handler(args)
     except (FileNotFoundError, ValueError, OSError, RuntimeError, KeyError, CheckpointError, ConfigError) as error:
         print(f"vireid: error: {error}", file=sys.stderr)
         return 2
+    print(text)
+    return code
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def compute_pseudo_labels(strategy: str, features: torch.Tensor, is_ir: np.ndarr
     if strategy == "joint":
         if view_features is None:
             raise ValueError("the joint strategy needs the features of the translated views (set `translated`)")
-        mixed = mixed_modal_features(features, view_features, is_ir, unify=cluster.unify)
+        mixed = mixed_modal_features(features, view_features, is_ir, unify=cluster.unify, center=cluster.center)
         return PseudoLabels(relabel_consecutive(cluster_features(mixed, cluster, modalities)), shared=True)
     vis_labels = relabel_consecutive(cluster_features(features[~is_ir], cluster, modalities[~is_ir]))
     ir_labels = relabel_consecutive(cluster_features(features[is_ir], cluster, modalities[is_ir]))

@@ -68,32 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_train(args: argparse.Namespace) -> int:
+def _run_train(args: argparse.Namespace) -> tuple[int, str]:
     config = load_config(TranslatorConfig, args.config, args.overrides)
     setup_logging(config.runtime.log_level)
     checkpoint = train_translator(config, resume=args.resume)
-    print(f"translator checkpoint: {checkpoint}")
-    return 0
+    return 0, f"translator checkpoint: {checkpoint}"
 
 
-def _run_sample(args: argparse.Namespace) -> int:
+def _run_sample(args: argparse.Namespace) -> tuple[int, str]:
     written = sample_translations(args.checkpoint, args.input, args.direction, args.out,
                                   device=resolve_device(args.device), limit=args.limit)
-    print(f"wrote {len(written)} files to {args.out}")
-    return 0
+    return 0, f"wrote {len(written)} files to {args.out}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
-        return args.handler(args)
+        code, text = args.handler(args)
     except TrainingDiverged as error:
         print(f"vi-translate: {error}", file=sys.stderr)
         return 1
     except (ConfigError, CheckpointError, ImageReadError, FileNotFoundError, ValueError, KeyError, RuntimeError) as error:
         print(f"vi-translate: error: {error}", file=sys.stderr)
         return 2
+    print(text)
+    return code
 
 
 if __name__ == "__main__":

@@ -417,7 +417,7 @@ def _check_inputs(args) -> None:
         raise ValueError("--paired-vis and --paired-ir go together (two folders of registered images)")
 
 
-def run(args) -> int:
+def run(args) -> tuple[int, str]:
     """The `evaluate` command: see `add_parser`."""
     from reid.data import load_dataset
     from reid.runtime import resolve_device
@@ -459,6 +459,4 @@ def run(args) -> int:
     out = Path(args.out)
     write_results(out / RESULTS_NAME, results)
     save_translation_grid(out / GRID_NAME, grid)
-    print(format_table(results))
-    print(f"wrote {out / RESULTS_NAME} and {out / GRID_NAME}")
-    return 0
+    return 0, f"{format_table(results)}\nwrote {out / RESULTS_NAME} and {out / GRID_NAME}"

@@ -249,15 +249,14 @@ def select_records(dataset: str, root: str, split: str, modality: str | None, tr
     return loaded.train + (loaded.test_images() if split == "all" else [])
 
 
-def run(args) -> int:
+def run(args) -> tuple[int, str]:
     from reid.runtime import resolve_device
 
     records = select_records(args.dataset, args.root, args.split, args.modality, args.trial)
     summary = translate_records(args.checkpoint, records, args.root, args.out, direction=args.direction,
                                 device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
                                 overwrite=args.overwrite, dataset=args.dataset)
-    print(f"translated {summary.translated}, already done {summary.skipped}, failed {summary.failed} "
-          f"({summary.images_per_s:.1f} images/s) -> {args.out}")
-    for failure in summary.failures[:20]:
-        print(f"  failed: {failure}")
-    return 0 if summary.ok else 1
+    lines = [f"translated {summary.translated}, already done {summary.skipped}, failed {summary.failed} "
+             f"({summary.images_per_s:.1f} images/s) -> {args.out}"]
+    lines += [f"  failed: {failure}" for failure in summary.failures[:20]]
+    return (0 if summary.ok else 1), "\n".join(lines)

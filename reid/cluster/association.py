@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from reid.cluster.clusterers import modality_is_ir
+from reid.cluster.clusterers import as_int_array, modality_is_ir
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ def merge_associated_labels(vis_labels, ir_labels, pairs, vis_cluster_ids, ir_cl
     """Joint int64 labels (vis_out [Nv], ir_out [Ni]), consecutive from 0: the vis clusters in
     vis_cluster_ids order, a matched ir cluster taking its partner's label, then the unmatched ir
     clusters; -1 stays -1. pairs: (row, col, ...) indices into vis_cluster_ids / ir_cluster_ids."""
-    vis_labels, vis_ids = _as_ints(vis_labels, "vis_labels"), _as_ints(vis_cluster_ids, "vis_cluster_ids")
-    ir_labels, ir_ids = _as_ints(ir_labels, "ir_labels"), _as_ints(ir_cluster_ids, "ir_cluster_ids")
+    vis_labels, vis_ids = as_int_array(vis_labels, "vis_labels"), as_int_array(vis_cluster_ids, "vis_cluster_ids")
+    ir_labels, ir_ids = as_int_array(ir_labels, "ir_labels"), as_int_array(ir_cluster_ids, "ir_cluster_ids")
     for ids, ids_name in ((vis_ids, "vis_cluster_ids"), (ir_ids, "ir_cluster_ids")):
         if len(np.unique(ids)) != len(ids):
             raise ValueError(f"{ids_name} must not repeat a cluster id")
@@ -144,7 +144,7 @@ def associate_per_modality(features, labels, modality, method: str = "hungarian"
     if method not in ASSOCIATION_METHODS:
         raise ValueError(f"unknown association method {method!r}: expected one of {', '.join(ASSOCIATION_METHODS)}")
     features = torch.as_tensor(features).float()
-    labels = _as_ints(labels, "labels")
+    labels = as_int_array(labels, "labels")
     if labels.shape != (features.shape[0],):
         raise ValueError(f"labels must be [N] with N = {features.shape[0]} (rows of features), got {labels.shape}")
     is_ir = modality_is_ir(modality, len(labels))
@@ -209,12 +209,3 @@ def _as_matrix(values, name: str) -> np.ndarray:
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be [C, D], got shape {matrix.shape}")
     return matrix
-
-
-def _as_ints(values, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    values = np.asarray(values)
-    if values.ndim != 1 or not (np.issubdtype(values.dtype, np.integer) or values.size == 0):
-        raise ValueError(f"{name} must be a 1-D integer array, got shape {values.shape} dtype {values.dtype}")
-    return values.astype(np.int64)

@@ -103,12 +103,18 @@ def summarize_clusters(labels, modalities=None) -> ClusterReport:
                          mixed_share=mixed_share)
 
 
+def as_int_array(values, name: str) -> np.ndarray:
+    """A list, numpy array or tensor of integers as an int64 array [N]; ValueError naming `name` otherwise."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    values = np.asarray(values)
+    if values.ndim != 1 or not (np.issubdtype(values.dtype, np.integer) or values.size == 0):
+        raise ValueError(f"{name} must be a 1-D integer array, got shape {values.shape} dtype {values.dtype}")
+    return values.astype(np.int64)
+
+
 def _as_label_array(labels, name: str) -> np.ndarray:
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not (np.issubdtype(labels.dtype, np.integer) or labels.size == 0):
-        raise ValueError(f"{name} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
+    labels = as_int_array(labels, name)
     if labels.size and labels.min() < -1:
         raise ValueError(f"{name} must be cluster ids >= 0 or -1 for outliers, got {labels.min()}")
     return labels.astype(np.int64)

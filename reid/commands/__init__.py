@@ -1,4 +1,5 @@
-"""The `vireid` subcommands; each module has `add_parser(subparsers)` setting `handler`."""
+"""The `vireid` subcommands; each module has `add_parser(subparsers)` setting `handler`, a function
+args -> (exit status, text to print): `reid.cli.main` prints, the handlers only compute."""
 from . import cluster, data, evaluate, train
 
 COMMANDS = (data, cluster, train, evaluate)

@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     cluster.set_defaults(handler=_run_cluster)
 
 
-def _run_cluster(args: argparse.Namespace) -> int:
+def _run_cluster(args: argparse.Namespace) -> tuple[int, str]:
     feature_set = FeatureSet.load(args.features)
     features = feature_set.features
     if args.translated:
@@ -59,5 +59,4 @@ def _run_cluster(args: argparse.Namespace) -> int:
     quality = cluster_quality(labels, [record.pid for record in feature_set.records], modalities)
     report = {"settings": command_settings(args), **quality.as_dict()}
     (out / "cluster_report.json").write_text(json.dumps(report, indent=2))
-    print(quality.summary())
-    return 0
+    return 0, quality.summary()

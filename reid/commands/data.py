@@ -42,12 +42,11 @@ def _dataset_options(args: argparse.Namespace) -> dict:
     return {"trial": args.trial} if args.dataset == "regdb" else {}
 
 
-def _run_data_info(args: argparse.Namespace) -> int:
+def _run_data_info(args: argparse.Namespace) -> tuple[int, str]:
     dataset = load_dataset(args.dataset, args.root, **_dataset_options(args))
     report = {"dataset": args.dataset, "root": str(dataset.root), "train": summarize_records(dataset.train),
               "test": _default_test_split_summary(dataset)}
-    print(json.dumps(report, indent=2))
-    return 0
+    return 0, json.dumps(report, indent=2)
 
 
 def _default_test_split_summary(dataset) -> dict:
@@ -59,9 +58,8 @@ def _default_test_split_summary(dataset) -> dict:
     return summary
 
 
-def _run_data_synth(args: argparse.Namespace) -> int:
+def _run_data_synth(args: argparse.Namespace) -> tuple[int, str]:
     summary = make_synthetic_sysu(args.root, num_ids=args.num_ids, seed=args.seed,
                                   images_per_camera=args.images_per_camera, height=args.height,
                                   width=args.width, progress=True)
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
+    return 0, json.dumps(summary, indent=2, default=str)

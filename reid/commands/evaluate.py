@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> tuple[int, str]:
     dataset = load_dataset(args.dataset, args.root, **({"trial": args.trial} if args.dataset == "regdb" else {}))
     source_path = Path(args.checkpoint or args.features)
     if args.features:
@@ -60,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"source": str(source_path), "options": command_settings(args), **result.as_dict()},
                               indent=2))
-    print(result.table())
-    print(f"\nwritten: {out}")
-    return 0
+    return 0, f"{result.table()}\n\nwritten: {out}"
 
 
 def _checkpoint_features(args: argparse.Namespace, root: Path):

@@ -36,9 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> tuple[int, str]:
     config = load_config(ReIDConfig, args.config, args.overrides)
     setup_logging(config.runtime.log_level)
     checkpoint = train_reid(config)
-    print(f"ReID checkpoint: {checkpoint}")
-    return 0
+    return 0, f"ReID checkpoint: {checkpoint}"

@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 from scipy import sparse
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from reid.cluster.clusterers import relabel_consecutive, summarize_clusters
+from reid.cluster.clusterers import as_int_array, relabel_consecutive, summarize_clusters
 
 
 @dataclass(frozen=True)
@@ -170,11 +169,7 @@ def cluster_quality(labels, true_ids, modalities=None) -> ClusterQuality:
 
 
 def _as_id_array(true_ids, num_samples: int) -> np.ndarray:
-    if isinstance(true_ids, torch.Tensor):
-        true_ids = true_ids.detach().cpu().numpy()
-    values = np.asarray(true_ids)
-    if values.ndim != 1 or not (np.issubdtype(values.dtype, np.integer) or values.size == 0):
-        raise ValueError(f"true_ids must be a 1-D integer array, got shape {values.shape} dtype {values.dtype}")
+    values = as_int_array(true_ids, "true_ids")
     if len(values) != num_samples:
         raise ValueError(f"true_ids must hold one id per label ({num_samples}), got {len(values)}")
     return values.astype(np.int64)

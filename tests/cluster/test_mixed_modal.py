@@ -156,3 +156,19 @@ def test_the_same_with_k_reciprocal_jaccard_distances():
     separate = cluster_labels(jaccard_distance(torch.nn.functional.normalize(orig, dim=1), k1=10, k2=4),
                               eps=0.6, min_samples=4)
     assert summarize_clusters(separate, is_ir).mixed_clusters == 0
+
+
+def test_center_removes_the_offset_between_modality_groups():
+    """Unified features of one identity differ only by a group offset (translated vs real images):
+    centring each modality group makes a visible image and an infrared image of one identity coincide."""
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    offset = torch.tensor([0.0, 0.0, 3.0])
+    orig = torch.cat([identity, identity])  # rows: vis id0, vis id1, ir id0, ir id1
+    translated = torch.cat([identity + offset, identity + offset])  # the views carry the gap
+    modality = ["vis", "vis", "ir", "ir"]
+    plain = mixed_modal_features(orig, translated, modality, unify="ir")
+    centered = mixed_modal_features(orig, translated, modality, unify="ir", center=True)
+    assert float(plain[0] @ plain[2]) < 0.5  # vis id0 (its view, with the offset) vs real ir id0
+    torch.testing.assert_close(centered[0], centered[2])
+    torch.testing.assert_close(centered[1], centered[3])
+    torch.testing.assert_close(centered.norm(dim=1), torch.ones(4))

@@ -55,7 +55,8 @@ def test_dataset_evaluation_writes_json_grid_and_table(setup, tmp_path, capsys):
                   "--extractor", "torchvision:resnet18", "--extractor-weights", "random", "--max-images", "8",
                   "--kid-subset-size", "4", "--kid-subsets", "5", "--device", "cpu", "--batch-size", "3",
                   "--out", str(out)])
-    assert run(args) == 0
+    code, printed = run(args)
+    assert code == 0
     results = json.loads((out / "translator_eval.json").read_text())
     assert results["dataset"]["split"] == "test" and results["image"] == {"height": 32, "width": 16, "ir_channels": 3}
     assert results["extractor"] == {"name": "torchvision:resnet18", "weights": "random", "feature_dim": 512}
@@ -75,7 +76,7 @@ def test_dataset_evaluation_writes_json_grid_and_table(setup, tmp_path, capsys):
     assert all(math.isfinite(n) for n in finite_numbers(results))
     grid = Image.open(out / "grid.png")
     assert grid.size[0] > 6 * 16 and grid.size[1] > 4 * 32  # 6 columns, 4 samples
-    table = capsys.readouterr().out
+    table = printed
     assert "cycle vis -> ir -> vis" in table and "real vis vs real ir (reference)" in table
 
 
@@ -111,7 +112,8 @@ def test_paired_folders(setup, tmp_path, capsys):
     out = tmp_path / "paired_eval"
     args = parse(["--checkpoint", str(setup.checkpoint), "--paired-vis", str(tmp_path / "pairs" / "vis"),
                   "--paired-ir", str(tmp_path / "pairs" / "ir"), "--device", "cpu", "--out", str(out)])
-    assert run(args) == 0
+    code, printed = run(args)
+    assert code == 0
     results = json.loads((out / "translator_eval.json").read_text())
     assert "cycle" not in results and "kid" not in results
     paired = results["paired"]
@@ -119,7 +121,7 @@ def test_paired_folders(setup, tmp_path, capsys):
     for direction in ("vis2ir", "ir2vis"):
         assert paired[direction]["images"] == 3 and 0 < paired[direction]["psnr"] < 60
     assert Image.open(out / "grid.png").size[1] > 3 * 32  # 3 pairs
-    assert "paired vis2ir vs real ir" in capsys.readouterr().out
+    assert "paired vis2ir vs real ir" in printed
     assert [p[0].name for p in find_pairs(tmp_path / "pairs" / "vis", tmp_path / "pairs" / "ir")] == \
         ["pair_0.jpg", "pair_1.jpg", "pair_2.jpg"]
 
@@ -177,7 +179,8 @@ def test_reid_extractor_command_and_modality(setup, tmp_path):
     args = parse(["--checkpoint", str(setup.checkpoint), "--dataset", "synthetic", "--root", str(setup.root),
                   "--extractor", f"reid:{setup.reid_checkpoint}", "--max-images", "5", "--kid-subset-size", "4",
                   "--kid-subsets", "3", "--device", "cpu", "--out", str(tmp_path / "out")])
-    assert run(args) == 0
+    code, printed = run(args)
+    assert code == 0
     results = json.loads((tmp_path / "out" / "translator_eval.json").read_text())
     assert results["extractor"]["feature_dim"] == 64 and results["kid"][KID_KEYS["fake_vis"]]["images"][1] == 5
 
