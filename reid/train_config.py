@@ -30,7 +30,7 @@ class ClusterConfig:
     eps: float = 0.6
     min_samples: int = 4
     unify: str = "both"  # joint strategy: the DM2C-style mixed-modal space
-    center: bool = True  # joint strategy: centre each modality group of the mixed-modal features
+    center: bool = False  # joint strategy: centre each modality group of the mixed-modal features
     association: str = "hungarian"  # per_modality_hungarian: hungarian | sinkhorn
 
     def __post_init__(self) -> None:
