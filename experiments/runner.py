@@ -21,7 +21,7 @@ import torch
 from reid.config import config_to_dict, save_config
 from reid.data import open_dataset
 from reid.evaluation import protocol_settings
-from reid.extract import extract_features
+from reid.features import extract_features
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
 from reid.train import train_reid

@@ -1,4 +1,5 @@
-"""Feature sets: features aligned with the records they describe, saved portably.
+"""Features: extraction with a model (`extract_features`) and feature sets aligned with the records
+they describe, saved portably.
 
 A features file stores image paths relative to the dataset root, so a file written on one machine
 is looked up against the same dataset on another. It is written and read like a checkpoint
@@ -6,14 +7,23 @@ is looked up against the same dataset on another. It is written and read like a 
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
+from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint, require_state, save_checkpoint
-from .data import Record, relative_path
+from .data import Record, read_image, relative_path
+from .transforms import build_test_transform
+
+logger = logging.getLogger(__name__)
 
 FEATURES_KIND = "features"
 
@@ -62,3 +72,68 @@ class FeatureSet:
                 raise KeyError(f"no feature for {record.path} in this feature set ({len(self.records)} images)")
             rows.append(row)
         return self.features[torch.as_tensor(rows, dtype=torch.int64)]
+
+
+# ------------------------------------------------------------------------------------ extraction
+
+
+class RecordImages(Dataset):
+    """records[i] -> (image [3, H, W] after `transform`, is_ir bool). Raises ImageReadError naming bad files."""
+
+    def __init__(self, records: Sequence[Record], transform: Callable) -> None:
+        self.records = records
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
+        record = self.records[index]
+        return self.transform(read_image(record.path)), record.modality == "ir"
+
+
+def embed_batch(model: nn.Module, images: torch.Tensor, is_ir: torch.Tensor, flip: bool) -> torch.Tensor:
+    """images [B, 3, H, W], is_ir [B] -> L2-normalised float32 features [B, D];
+    with `flip`, of f(x) + f(horizontally flipped x)."""
+    features = model(images, is_ir)["features"].float()
+    if flip:
+        features = features + model(images.flip(3), is_ir)["features"].float()
+    return F.normalize(features, dim=1)
+
+
+def extract_features(model: nn.Module, records: Sequence[Record], device: torch.device, *, batch_size: int = 64,
+                     height: int = 288, width: int = 144, flip: bool = True, num_workers: int = 0,
+                     progress: bool = True) -> torch.Tensor:
+    """L2-normalised features [N, D] float32 on the CPU, row i for records[i].
+
+    The model is moved to `device` and run in eval mode under no_grad (bf16 autocast and channels_last on
+    CUDA); its train/eval mode is restored afterwards.
+    """
+    device = torch.device(device)
+    # its own generator: extracting (e.g. for an evaluation) must not advance the global RNG a training
+    # run draws from, or a resumed run would diverge from an uninterrupted one
+    loader = DataLoader(RecordImages(records, build_test_transform(height, width)), batch_size=batch_size,
+                        shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
+                        generator=runtime.make_generator(0))
+    channels_last = runtime.use_channels_last(device)
+    model = runtime.to_memory_format(model.to(device), channels_last)
+    was_training = model.training
+    model.eval()
+    rows = []
+    try:
+        with torch.no_grad(), runtime.autocast(device):
+            for images, is_ir in runtime.progress(loader, desc="features", total=len(loader), unit="batch",
+                                                  disable=None if progress else True):
+                images = runtime.to_memory_format(images.to(device, non_blocking=True), channels_last)
+                rows.append(embed_batch(model, images, is_ir.to(device), flip).cpu())
+    finally:
+        model.train(was_training)
+    features = torch.cat(rows) if rows else torch.empty(0, model.feature_dim)
+    logger.info("extracted %d features of dimension %d on %s", features.shape[0], features.shape[1], device)
+    return features
+
+
+def extract_feature_set(model: nn.Module, records: Sequence[Record], device: torch.device,
+                        **kwargs) -> FeatureSet:
+    """`extract_features` wrapped with its records in a FeatureSet (keyword arguments passed through)."""
+    return FeatureSet(list(records), extract_features(model, records, device, **kwargs))

@@ -28,7 +28,7 @@ from .data.samplers import CrossModalitySampler
 from .data.training_images import OTHER_MODALITY, TrainingImages
 from .data.transforms import build_train_transform, gpu_augment
 from .evaluation import cluster_quality, evaluate_protocol
-from .extract import extract_features
+from .features import extract_features
 from .losses import cross_view_nce, progressive_prototype_loss
 from .memory import ClusterMemory
 from .models import build_model_from_config, save_model_checkpoint

@@ -7,8 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from reid.data import ImageReadError, Record, read_image
-from reid.extract import extract_feature_set, extract_features
-from reid.features import FeatureSet
+from reid.features import FeatureSet, extract_feature_set, extract_features
 from reid.models import build_model
 from reid.transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform
 

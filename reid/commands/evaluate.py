@@ -7,8 +7,7 @@ from pathlib import Path
 
 from reid.data import dataset_names, load_dataset
 from reid.evaluation import evaluate_protocol
-from reid.extract import extract_feature_set
-from reid.features import FeatureSet
+from reid.features import FeatureSet, extract_feature_set
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
 
