@@ -63,6 +63,16 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def results_affecting(section) -> dict:
+    """A config section as a dict, without the settings that cannot change results (log level)."""
+    data = config_to_dict(section)
+    if "log_level" in data:
+        data.pop("log_level")
+    if isinstance(data.get("runtime"), dict):
+        data["runtime"] = {k: v for k, v in data["runtime"].items() if k != "log_level"}
+    return data
+
+
 def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = None,
                    from_stage: str | None = None) -> dict:
     """Run (or resume) the experiment; returns the results written to results.json."""
@@ -77,7 +87,7 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
 
     data_print = fingerprint(config_to_dict(config.data))
     dataset = run_stage(log, "dataset", data_print, [], lambda: stage_dataset(config))
-    translator_print = fingerprint(data_print, config_to_dict(config.translator))
+    translator_print = fingerprint(data_print, config_to_dict(config.translator), results_affecting(config.runtime))
     translator = run_stage(log, "translator", translator_print, [run_dir / "translator"],
                            lambda: stage_translator(config, run_dir))
     translate_print = fingerprint(translator_print, translator["sha256"], config_to_dict(config.translate))
@@ -87,7 +97,7 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
     runs = {}
     for variant in variants:
         reid = reid_config(config, variant, run_dir)
-        reid_print = fingerprint(translate_print if reid.translated else data_print, config_to_dict(reid))
+        reid_print = fingerprint(translate_print if reid.translated else data_print, results_affecting(reid))
         trained = run_stage(log, f"reid/{variant}", reid_print, [run_dir / "reid" / variant],
                             lambda: stage_reid(config, variant, run_dir))
         evaluated = run_stage(log, f"evaluate/{variant}", reid_print, [],

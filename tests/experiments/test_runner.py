@@ -73,6 +73,7 @@ def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root,
 
     calls.clear()
     assert experiments_main(["run", str(config)]) == 0  # everything finished: reused
+    assert experiments_main(["run", str(config), "runtime.log_level=ERROR"]) == 0  # cannot change results
     assert calls == {}
     assert experiments_main(["run", str(config), "--from", "reid"]) == 0
     assert calls == {"stage_reid": 2, "stage_evaluate": 2}
