@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint, require_state, save_checkpoint
 from .data import Record, read_image, relative_path
-from .transforms import build_test_transform
+from .data.transforms import build_test_transform
 
 logger = logging.getLogger(__name__)
 

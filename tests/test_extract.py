@@ -9,7 +9,7 @@ from PIL import Image
 from reid.data import ImageReadError, Record, read_image
 from reid.features import FeatureSet, extract_feature_set, extract_features
 from reid.models import build_model
-from reid.transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform
+from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform
 
 CPU = torch.device("cpu")
 SIZE = {"height": 64, "width": 32}

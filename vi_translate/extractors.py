@@ -25,7 +25,7 @@ import torchvision
 from torch import Tensor, nn
 
 from reid.models import TORCHVISION_FILES, hub_checkpoint_dir, load_model_checkpoint
-from reid.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 from .losses import match_channels
 

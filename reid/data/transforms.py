@@ -1,4 +1,8 @@
-"""Training augmentations for visible-infrared ReID, following CAJ (Ye et al., ICCV 2021) and ADCA.
+"""Image transforms for visible-infrared ReID: the test transform, and the training augmentations
+following CAJ (Ye et al., ICCV 2021) and ADCA. Infrared images are read as RGB (3 equal channels), like
+the community code.
+
+Test: resize (H, W) -> ToTensor -> Normalize(ImageNet) (:func:`build_test_transform`).
 
 CPU path (one PIL image per call, in DataLoader workers)::
 
@@ -30,11 +34,22 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from reid.transforms import IMAGENET_MEAN, IMAGENET_STD
-
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 ERASE_FILL = IMAGENET_MEAN  # CAJ: ChannelRandomErasing(mean=...) values, written after normalisation
 _MODALITIES = ("vis", "ir")
+
+
+def build_test_transform(height: int = 288, width: int = 144) -> Callable[[Image.Image], torch.Tensor]:
+    """PIL image -> float tensor [3, height, width]: bilinear resize, to [0, 1], ImageNet mean/std."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got height={height} width={width}")
+    return T.Compose([
+        T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR),
+        T.ToTensor(),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
 
 
 # ---------------------------------------------------------------- RNG helpers

@@ -6,9 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from reid.data.transforms import (ChannelAdapGray, ChannelExchange, ChannelRandomErasing, build_train_transform,
-                                  channel_augmentation, gpu_augment)
-from reid.transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform
+from reid.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, ChannelAdapGray, ChannelExchange, ChannelRandomErasing,
+                                  build_test_transform, build_train_transform, channel_augmentation, gpu_augment)
 
 H, W = 32, 16
 
