@@ -10,14 +10,7 @@ from vi_translate.losses import GANLoss, cycle_loss, identity_loss, match_channe
 from vi_translate.networks import ResnetGenerator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against another busy process
-    make these small convolutions 10x slower; one thread is as fast when the machine is idle."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PRED = torch.tensor([[0.5, -1.0]])
 

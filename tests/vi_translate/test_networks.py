@@ -7,14 +7,7 @@ from torch import nn
 from vi_translate.networks import PatchDiscriminator, ResnetGenerator, count_parameters, init_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against another busy process
-    make these small convolutions 10x slower; one thread is as fast when the machine is idle."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Parameter counts of the reference CycleGAN networks (3 channels in and out, ngf = ndf = 64, instance norm,
 # so every conv has a bias and the norms have no parameters):
