@@ -96,7 +96,9 @@ class _Run:
         seed_everything(config.runtime.seed)
         self.data = load_training_data(config, context)
         self.channels_last = use_channels_last(self.device, config.runtime.channels_last)
-        self.augment_on_device = self.device.type == "cuda"  # CPU workers then only resize and normalise
+        # random augmentation on whole batches on the device (then the workers only resize and normalise)
+        on_device = config.augment.on_device
+        self.augment_on_device = self.device.type == "cuda" if on_device is None else on_device
         self.model = to_memory_format(build_model_from_config(config.model).to(self.device), self.channels_last)
         train = config.train
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)

@@ -18,6 +18,7 @@ class AugmentConfig:
     flip: bool = True
     erasing: float = 0.5
     channel_augment: bool = False  # CAJ channel exchange / adaptive grey / channel erasing
+    on_device: Optional[bool] = None  # random part on the whole batch on the training device; None: on CUDA
 
 
 @dataclass

@@ -116,3 +116,27 @@ def test_batches_share_identities_only_with_enough_mixed_clusters():
     assert same_identities_in_both_halves(mixed, is_ir, num_identities=2)
     assert not same_identities_in_both_halves(mixed, is_ir, num_identities=3)  # only 2 clusters hold both
     assert not same_identities_in_both_halves(PseudoLabels(mixed.labels, shared=False, num_vis_clusters=3), is_ir, 1)
+
+
+def test_batch_augmentation_on_the_training_device(data, tmp_path, monkeypatch):
+    """The CUDA path (random augmentation on the whole batch, workers only resize) forced on the CPU."""
+    import reid.train
+
+    root, translated = data
+    calls = []
+    original = reid.train.gpu_augment
+
+    def counted(images, **kwargs):
+        calls.append((images.shape, kwargs["is_ir"].clone(), kwargs["channel_augment"]))
+        return original(images, **kwargs)
+
+    monkeypatch.setattr(reid.train, "gpu_augment", counted)
+    data_config = tiny_reid_config(root, translated, tmp_path / "run", epochs=1)
+    data_config["augment"] = {"on_device": True, "channel_augment": True}
+    train_reid(build(data_config, tmp_path / "c.yaml"))
+    assert len(calls) == 2 * 3  # images and views, 3 iterations
+    shape, is_ir, channel = calls[0]
+    assert shape[1:] == (3, 32, 16) and channel and is_ir.any() and (~is_ir).any()
+    assert torch.equal(calls[1][1], ~calls[0][1])  # the views go through the other modality's augmentation
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert np.isfinite(line["loss_cluster"])

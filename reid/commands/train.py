@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "dotted.key=value, e.g. train.epochs=20 translated=runs/translated model.arch=tiny.\n"
                     "Sections: data (name, root, trial, num_ids, seed); translated (the OUT folder of "
                     "vi-translate translate); model (arch, non_local, pretrained, gem_p, height, width); "
-                    "augment (pad, flip, erasing, channel_augment); cluster (method, k1, k2, eps, min_samples, "
+                    "augment (pad, flip, erasing, channel_augment, on_device); cluster (method, k1, k2, eps, min_samples, "
                     "unify, association); train (strategy = joint | per_modality_hungarian | none, epochs, "
                     "iterations, num_identities, num_instances, lr, weight_decay, step_size, gamma, temperature, "
                     "momentum, view_weight, cross_view_weight, hard_dynamic_from, hard_dynamic_weight, "
