@@ -78,6 +78,14 @@ def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
         raise ConfigError(f"{key}: expected one of {list(choices)}, got {value!r}")
 
 
+def check_positive(section: str, config: Any, keys: Sequence[str]) -> None:
+    """Raise ConfigError naming `section.key` for the first of `keys` whose value is below 1."""
+    for key in keys:
+        value = getattr(config, key)
+        if value < 1:
+            raise ConfigError(f"{section}.{key} must be >= 1, got {value}")
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -245,6 +253,6 @@ def save_config(config: Any, run_dir: str | Path, filename: str = CONFIG_FILENAM
 
 
 __all__ = [
-    "ConfigError", "DataConfig", "RuntimeConfig", "ModelConfig", "check_choice", "load_config", "config_from_dict", "parse_override",
+    "ConfigError", "DataConfig", "RuntimeConfig", "ModelConfig", "check_choice", "check_positive", "load_config", "config_from_dict", "parse_override",
     "read_yaml_with_bases", "deep_merge", "config_to_dict", "save_config",
 ]

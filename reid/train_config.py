@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .config import ConfigError, DataConfig, ModelConfig, RuntimeConfig, check_choice
+from .config import DataConfig, ModelConfig, RuntimeConfig, check_choice, check_positive
 
 STRATEGIES = ("joint", "per_modality_hungarian", "none", "oracle")
 UNIFY = ("vis", "ir", "both", "mean")
@@ -62,9 +62,7 @@ class ReIDTrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("train.strategy", self.strategy, STRATEGIES)
-        for key in ("epochs", "iterations", "num_identities", "num_instances", "step_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        check_positive("train", self, ("epochs", "iterations", "num_identities", "num_instances", "step_size"))
 
 
 @dataclass

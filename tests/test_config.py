@@ -102,3 +102,13 @@ def test_section_given_a_value_and_list_item_of_wrong_type():
         load_config(ExampleConfig, overrides=["data=3"])
     with pytest.raises(ConfigError, match=r"optim.milestones\[0\].*expected list\[int\].*'a'"):
         load_config(ExampleConfig, overrides=["optim.milestones=[a]"])
+
+
+def test_counts_below_one_name_the_key():
+    from reid.train_config import ReIDConfig
+    from vi_translate.config import TranslatorConfig
+
+    with pytest.raises(ConfigError, match=r"train.iterations must be >= 1, got 0"):
+        load_config(ReIDConfig, overrides=["train.iterations=0"])
+    with pytest.raises(ConfigError, match=r"train.batch_size must be >= 1, got -2"):
+        load_config(TranslatorConfig, overrides=["train.batch_size=-2"])

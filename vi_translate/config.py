@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from reid.config import ConfigError, DataConfig, RuntimeConfig, check_choice
+from reid.config import ConfigError, DataConfig, RuntimeConfig, check_choice, check_positive
 
 GAN_MODES = ("lsgan", "vanilla", "hinge")
 
@@ -61,9 +61,7 @@ class TranslatorTrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("train.gan_mode", self.gan_mode, GAN_MODES)
-        for key in ("batch_size", "log_every", "sample_every", "checkpoint_every", "num_samples"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        check_positive("train", self, ("batch_size", "log_every", "sample_every", "checkpoint_every", "num_samples"))
 
     @property
     def total_epochs(self) -> int:
