@@ -2,6 +2,7 @@
 
     python -m experiments run experiments/configs/demo.yaml
     python -m experiments run experiments/configs/demo.yaml --from reid
+    python -m experiments run experiments/configs/demo.yaml --seeds 3
     python -m experiments ablate experiments/configs/demo.yaml
 """
 from __future__ import annotations
@@ -15,20 +16,30 @@ from reid.checkpoint import CheckpointError
 from reid.config import ConfigError, load_config
 from reid.runtime import setup_logging
 
-from .config import ABLATION, ExperimentConfig
+from .config import ABLATION, OPPOSITES, ExperimentConfig, ablation_variants
 from .runner import STAGES, run_experiment
+
+
+SEEDS_HELP = ("train each strategy N times, the k-th (k = 0..N-1) with runtime.seed + k, into "
+              "reid/<strategy>/seed_<k>/; the dataset, translator and translation are shared by all seeds. "
+              "results.md shows mean ± std over the seeds (sample std). Seeds already trained are reused, "
+              "so raising N trains only the new ones. Default: the config's `seeds` (1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The joint experiment: dataset -> translator -> translated dataset -> ReID training per "
-                    "strategy -> evaluation -> report (results.json, results.md, report/*.png) under output_dir.\n"
+                    "strategy and seed -> evaluation -> report (results.json, results.md, report/*.png) under "
+                    "output_dir.\nThe results table carries chance (the protocol on random features) and the "
+                    "upper bound beside the strategies, as mean ± std over the seeds.\n"
                     "Rerunning reuses finished stages; a changed config section reruns its stage and the ones after.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    swaps = ", ".join(f"{name} becomes {opposite}" for name, opposite in OPPOSITES.items())
     for name, help_text in (("run", "run the strategies listed in the config (`strategies`)"),
                             ("ablate", f"run the strategies {', '.join(ABLATION)} side by side on the same data "
-                                       "and seeds")):
+                                       f"and seeds, into output_dir + '_ablation' (a variant that changes nothing "
+                                       f"in this config is swapped for its opposite: {swaps})")):
         command = commands.add_parser(name, help=help_text, description=help_text,
                                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         command.add_argument("config", metavar="CONFIG", help="experiment YAML (see experiments/configs/)")
@@ -36,7 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="dotted.key=value, e.g. reid.train.epochs=4 data.root=/data/SYSU-MM01")
         command.add_argument("--from", dest="from_stage", choices=STAGES,
                              help="run this stage and every later one again, even if finished")
+        command.add_argument("--seeds", type=_positive_int, metavar="N", default=argparse.SUPPRESS, help=SEEDS_HELP)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(ExperimentConfig, args.config, args.overrides)
         setup_logging(config.runtime.log_level)
-        variants = list(ABLATION) if args.command == "ablate" else None
+        if "seeds" in args:
+            config.seeds = args.seeds
+        variants = ablation_variants(config) if args.command == "ablate" else None
         if args.command == "ablate":
             config.output_dir = f"{config.output_dir}_ablation"
         results = run_experiment(config, variants=variants, from_stage=args.from_stage)

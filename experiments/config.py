@@ -3,22 +3,64 @@ recipe and the strategies to compare; the runner derives each tool's own config 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from reid.config import ConfigError, DataConfig, ModelConfig, RuntimeConfig
+from reid.train import VIEW_STRATEGIES
 from reid.train_config import AugmentConfig, ClusterConfig, EvalConfig, ReIDConfig, ReIDTrainConfig
 from vi_translate.config import ImageConfig, NetworkConfig, TranslatorConfig, TranslatorTrainConfig
 
-# Named variants of the ReID recipe: dotted overrides applied to the `reid` section.
-VARIANTS: dict[str, dict[str, object]] = {
-    "none": {"train.strategy": "none"},
-    "per_modality_hungarian": {"train.strategy": "per_modality_hungarian"},
-    "channel_augment": {"train.strategy": "none", "augment.channel_augment": True},
-    "joint": {"train.strategy": "joint"},
+
+@dataclass(frozen=True)
+class Variant:
+    """One named ReID recipe: dotted overrides of the `reid` section (each sets `train.strategy`), whether it
+    trains with the translated views (`translated`), and its label in the results table."""
+
+    overrides: Mapping[str, object]
+    views: bool
+    label: str
+
+    def __post_init__(self) -> None:
+        if self.views and self.strategy not in VIEW_STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} cannot train with the translated views "
+                             f"(those that can: {VIEW_STRATEGIES})")
+
+    @property
+    def strategy(self) -> str:
+        return str(self.overrides["train.strategy"])
+
+    @property
+    def upper_bound(self) -> bool:
+        """Trains on the true identities: a bound for the unsupervised strategies, not one of them."""
+        return self.strategy == "oracle"
+
+
+VARIANTS: dict[str, Variant] = {
+    "oracle": Variant({"train.strategy": "oracle"}, True, "upper bound: uses the true identities"),
+    "oracle_labels_only": Variant({"train.strategy": "oracle"}, False,
+                                  "upper bound, labels only (no translated views)"),
+    "joint": Variant({"train.strategy": "joint"}, True,
+                     "joint: mixed-modal clusters over translated views, view losses"),
+    "joint_no_view_losses": Variant({"train.strategy": "joint", "train.view_weight": 0.0,
+                                     "train.cross_view_weight": 0.0}, True,
+                                    "joint without view losses (translations only place images for clustering)"),
+    "joint_no_channel_augment": Variant({"train.strategy": "joint", "augment.channel_augment": False}, True,
+                                        "joint without channel augmentation"),
+    "joint_channel_augment": Variant({"train.strategy": "joint", "augment.channel_augment": True}, True,
+                                     "joint with channel augmentation"),
+    "per_modality_hungarian": Variant({"train.strategy": "per_modality_hungarian"}, False,
+                                      "per-modality clusters matched by Hungarian association"),
+    "none": Variant({"train.strategy": "none"}, False, "per-modality clusters, no cross-modal step"),
+    "channel_augment": Variant({"train.strategy": "none", "augment.channel_augment": True}, False,
+                               "per-modality clusters with channel augmentation"),
 }
-ABLATION = ("none", "per_modality_hungarian", "channel_augment", "joint")
+# `ablate`: the upper bound, joint, joint without one part at a time, the baselines
+ABLATION = ("oracle", "joint", "joint_no_view_losses", "joint_no_channel_augment", "per_modality_hungarian", "none")
+# an ablation variant whose change the config already has is replaced by its opposite (see ablation_variants)
+OPPOSITES = {"joint_no_channel_augment": "joint_channel_augment"}
 
 
 @dataclass
@@ -59,6 +101,8 @@ class ExperimentConfig:
     translate: TranslateSection = field(default_factory=TranslateSection)
     reid: ReIDSection = field(default_factory=ReIDSection)
     strategies: list[str] = field(default_factory=lambda: ["joint", "per_modality_hungarian"])
+    seeds: int = 1  # each strategy is trained with runtime.seed + 0..seeds-1; the data and translation are shared
+    chance_draws: int = 10  # draws of random features behind the results table's chance row
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output_dir: str = "runs/experiments/run"
 
@@ -66,6 +110,9 @@ class ExperimentConfig:
         unknown = [name for name in self.strategies if name not in VARIANTS]
         if unknown:
             raise ConfigError(f"strategies: unknown {unknown}; choose among {list(VARIANTS)}")
+        for key in ("seeds", "chance_draws"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
 
 
 def translator_config(config: ExperimentConfig, run_dir: Path) -> TranslatorConfig:
@@ -75,16 +122,37 @@ def translator_config(config: ExperimentConfig, run_dir: Path) -> TranslatorConf
                             runtime=config.runtime, output_dir=str(run_dir / "translator"))
 
 
-def reid_config(config: ExperimentConfig, variant: str, run_dir: Path) -> ReIDConfig:
-    """The vireid train config of one strategy variant (`VARIANTS`)."""
-    section = config.reid
+def reid_config(config: ExperimentConfig, variant: str, run_dir: Path, seed_index: int = 0) -> ReIDConfig:
+    """The vireid train config of one strategy variant (`VARIANTS`) and its `seed_index`-th seed k:
+    runtime.seed + k, written to reid/<variant>/seed_<k>/; `translated` is set when the variant uses the views."""
+    section, recipe = config.reid, VARIANTS[variant]
     reid = ReIDConfig(data=config.data, model=section.model, augment=section.augment, cluster=section.cluster,
-                      train=section.train, eval=section.eval, runtime=config.runtime,
-                      output_dir=str(run_dir / "reid" / variant))
-    for dotted, value in VARIANTS[variant].items():
+                      train=section.train, eval=section.eval,
+                      runtime=dataclasses.replace(config.runtime, seed=config.runtime.seed + seed_index),
+                      translated=str(run_dir / "translated") if recipe.views else None,
+                      output_dir=str(run_dir / "reid" / variant / f"seed_{seed_index}"))
+    for dotted, value in recipe.overrides.items():
         reid = _replace_dotted(reid, dotted, value)
-    uses_views = reid.train.strategy == "joint"
-    return dataclasses.replace(reid, translated=str(run_dir / "translated") if uses_views else None)
+    return reid
+
+
+def ablation_variants(config: ExperimentConfig) -> list[str]:
+    """`ABLATION` relative to the config: a variant that would only set what the config already sets (e.g.
+    joint_no_channel_augment when channel augmentation is off) is replaced by its opposite in `OPPOSITES`."""
+    return [OPPOSITES[name] if name in OPPOSITES and _changes_nothing(config.reid, VARIANTS[name]) else name
+            for name in ABLATION]
+
+
+def _changes_nothing(section: ReIDSection, variant: Variant) -> bool:
+    """Whether every override of `variant` but the strategy is the section's value already."""
+    return all(_get_dotted(section, dotted) == value for dotted, value in variant.overrides.items()
+               if dotted != "train.strategy")
+
+
+def _get_dotted(config, dotted: str):
+    for name in dotted.split("."):
+        config = getattr(config, name)
+    return config
 
 
 def _replace_dotted(config, dotted: str, value):

@@ -315,17 +315,63 @@ def _table(header: list[str], align: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SUMMARY_KEYS = ("R1", "R5", "R10", "R20", "mAP", "mINP", "ari", "mixed_share")
+KINDS = ("chance", "upper_bound", "strategy")  # the order of a setting's rows in the results table
+
+
+def mean_std(values: Sequence) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value) of the values that are not missing
+    (None/NaN); (None, None) when all are."""
+    present = np.asarray([float(v) for v in values if not _is_missing(v)])
+    if not len(present):
+        return None, None
+    return float(present.mean()), float(present.std(ddof=1)) if len(present) > 1 else 0.0
+
+
+def aggregate_runs(rows: Sequence[Mapping], keys: Sequence[str] = SUMMARY_KEYS) -> list[dict]:
+    """One row per (strategy, setting), in order of first appearance, over the rows of that pair (one per seed,
+    or per chance draw): {"strategy", "setting", "n": rows, "mean": {key: value}, "std": {key: value}}."""
+    groups: dict[tuple, list[Mapping]] = {}
+    for row in rows:
+        groups.setdefault((row.get("strategy"), row.get("setting")), []).append(row)
+    summary = []
+    for (strategy, setting), members in groups.items():
+        stats = {key: mean_std([member.get(key) for member in members]) for key in keys}
+        summary.append({"strategy": strategy, "setting": setting, "n": len(members),
+                        "mean": {key: mean for key, (mean, _) in stats.items()},
+                        "std": {key: std for key, (_, std) in stats.items()}})
+    return summary
+
+
+def order_summary(rows: Sequence[Mapping]) -> list[Mapping]:
+    """Rows grouped by setting (in order of first appearance), each group as chance, upper bounds, strategies
+    (by the row's "kind", see KINDS; a row without one is a strategy), otherwise in the given order."""
+    settings = list(dict.fromkeys(row.get("setting") for row in rows))
+    return sorted(rows, key=lambda row: (settings.index(row.get("setting")), KINDS.index(row.get("kind", "strategy"))))
+
+
+def _fmt_mean_std(fmt: Callable[[float], str]) -> Callable[[tuple], str]:
+    return lambda pair: f"{fmt(pair[0])} ± {fmt(pair[1])}"
+
+
 def results_markdown(rows: Sequence[Mapping], *, metrics: Sequence[str] = ("R1", "R10", "R20", "mAP", "mINP"),
                      cluster_metrics: Sequence[str] = ("ari", "mixed_share")) -> str:
-    """A Markdown table, one line per strategy: retrieval metrics in percent (2 decimals), ARI/NMI with 3
-    decimals, mixed share in percent (1 decimal); "n/a" for None or missing values."""
+    """A Markdown table of `aggregate_runs` rows, in the given order, one line each: the strategy (in italics
+    for the reference rows: "kind" chance or upper_bound), its "label", the setting, then `mean ± std` of the
+    retrieval metrics and the mixed share in percent with 1 decimal, of ARI with 3; "n/a" when missing."""
     cluster = [CLUSTER_COLUMNS.get(key, (key, _fmt_fixed(3))) for key in cluster_metrics]
-    header = ["strategy", "setting"] + [f"{m} (%)" for m in metrics] + [name for name, _ in cluster]
-    align = ["---", "---"] + ["---:"] * (len(metrics) + len(cluster))
-    body = [[str(row.get("strategy", "")), str(row.get("setting") or "n/a")]
-            + [_cell(row.get(m), _fmt_percent(2)) for m in metrics]
-            + [_cell(row.get(key), fmt) for key, (_, fmt) in zip(cluster_metrics, cluster)]
-            for row in rows]
+    formats = [_fmt_mean_std(_fmt_percent(1))] * len(metrics) + [_fmt_mean_std(fmt) for _, fmt in cluster]
+    keys = list(metrics) + list(cluster_metrics)
+    header = ["strategy", "what it is", "setting"] + [f"{m} (%)" for m in metrics] + [name for name, _ in cluster]
+    align = ["---"] * 3 + ["---:"] * len(keys)
+    body = []
+    for row in rows:
+        strategy = str(row.get("strategy", ""))
+        mean, std = row.get("mean") or {}, row.get("std") or {}
+        body.append([f"*{strategy}*" if row.get("kind") in ("chance", "upper_bound") else strategy,
+                     str(row.get("label", "")), str(row.get("setting") or "n/a")]
+                    + [_cell(None if _is_missing(mean.get(key)) else (mean[key], std.get(key) or 0.0), fmt)
+                       for key, fmt in zip(keys, formats)])
     return _table(header, align, body)
 
 

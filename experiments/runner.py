@@ -1,5 +1,10 @@
 """The joint experiment: dataset -> translator -> translated dataset -> ReID training (one run per
-strategy) -> evaluation -> report, each stage's outputs under the run folder.
+strategy and seed) -> evaluation -> report, each stage's outputs under the run folder.
+
+The dataset, translator and translation are shared by every strategy and seed; the k-th seed of a
+strategy trains with runtime.seed + k into reid/<strategy>/seed_<k>/ (stages `reid/<strategy>/seed_<k>`
+and `evaluate/<strategy>/seed_<k>`). The report gives mean ± std over the seeds, beside chance (the
+protocol on random features) and the upper bounds.
 
 A stage is reused when its fingerprint (its config section and the fingerprints of the stages it
 reads) matches the one recorded in `stages.json`; a changed stage, and every stage after it, runs
@@ -8,7 +13,7 @@ interrupted stage picks up where it stopped.
 """
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,20 +24,23 @@ import numpy as np
 import torch
 
 from reid.config import config_to_dict, save_config
-from reid.data import open_dataset
-from reid.evaluation import protocol_settings
+from reid.data import VIDataset, open_dataset
+from reid.evaluation import evaluate_protocol, protocol_settings
 from reid.features import extract_features
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
 from reid.train import train_reid
+from reid.train_config import ReIDConfig
 from vi_translate.train import train_translator
 from vi_translate.translate import file_sha256, translate_records
 
 from . import report
-from .config import ExperimentConfig, reid_config, translator_config
+from .config import VARIANTS, ExperimentConfig, reid_config, translator_config
 
 logger = logging.getLogger(__name__)
 STAGES = ("dataset", "translator", "translate", "reid", "evaluate", "report")
+CHANCE_LABEL = "chance: the protocol on random features"
+CHANCE_DIM = 64  # any width gives the same chance: the ranks of i.i.d. random features are uniformly random
 
 
 class StageLog:
@@ -73,13 +81,35 @@ def results_affecting(section) -> dict:
     return data
 
 
+def recipe(config: ExperimentConfig, variant: str, run_dir: Path) -> dict:
+    """What a variant trains, as a dict: its ReID config (seed 0) without the settings that cannot change
+    results and without its output folder."""
+    data = results_affecting(reid_config(config, variant, run_dir))
+    data.pop("output_dir")
+    return data
+
+
+def check_distinct_recipes(config: ExperimentConfig, variants: list[str], run_dir: Path) -> None:
+    """Raise ValueError naming both when two variants resolve to the same ReID config here (e.g. one only
+    switches on what the config already has on): the run would train one recipe under two names."""
+    seen: dict[str, str] = {}
+    for variant in variants:
+        key = json.dumps(recipe(config, variant, run_dir), sort_keys=True, default=str)
+        if key in seen:
+            raise ValueError(f"strategies {seen[key]!r} and {variant!r} resolve to the same ReID config with this "
+                             f"experiment config; drop one of them")
+        seen[key] = variant
+
+
 def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = None,
                    from_stage: str | None = None) -> dict:
-    """Run (or resume) the experiment; returns the results written to results.json."""
+    """Run (or resume) the experiment: every variant (default: config.strategies) `config.seeds` times;
+    returns the results written to results.json."""
     if from_stage is not None and from_stage not in STAGES:
         raise ValueError(f"unknown stage {from_stage!r}: expected one of {STAGES}")
     variants = list(variants or config.strategies)
     run_dir = Path(config.output_dir)
+    check_distinct_recipes(config, variants, run_dir)
     save_config(config, run_dir)
     log = StageLog(run_dir)
     if from_stage is not None:
@@ -91,18 +121,22 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
     translator = run_stage(log, "translator", translator_print, [run_dir / "translator"],
                            lambda: stage_translator(config, run_dir))
     translate_print = fingerprint(translator_print, translator["sha256"], config_to_dict(config.translate))
-    if any(reid_config(config, variant, run_dir).translated for variant in variants):
+    if any(VARIANTS[variant].views for variant in variants):
         run_stage(log, "translate", translate_print, [run_dir / "translated"],
                   lambda: stage_translate(config, run_dir, translator["checkpoint"]))
-    runs = {}
+    runs: dict[str, list[dict]] = {}
     for variant in variants:
-        reid = reid_config(config, variant, run_dir)
-        reid_print = fingerprint(translate_print if reid.translated else data_print, results_affecting(reid))
-        trained = run_stage(log, f"reid/{variant}", reid_print, [run_dir / "reid" / variant],
-                            lambda: stage_reid(config, variant, run_dir))
-        evaluated = run_stage(log, f"evaluate/{variant}", reid_print, [],
-                              lambda: stage_evaluate(config, variant, run_dir, trained["checkpoint"]))
-        runs[variant] = trained | evaluated
+        runs[variant] = []
+        for seed_index in range(config.seeds):
+            reid = reid_config(config, variant, run_dir, seed_index)
+            reid_print = fingerprint(translate_print if reid.translated else data_print, results_affecting(reid))
+            name = f"{variant}/seed_{seed_index}"
+            trained = run_stage(log, f"reid/{name}", reid_print, [Path(reid.output_dir)],
+                                lambda: stage_reid(reid))
+            evaluated = run_stage(log, f"evaluate/{name}", reid_print, [],
+                                  lambda: stage_evaluate(config, reid, trained["checkpoint"],
+                                                         keep_features=seed_index == 0))
+            runs[variant].append(trained | evaluated)
     return stage_report(config, run_dir, dataset, translator, runs)
 
 
@@ -152,17 +186,20 @@ def stage_translate(config: ExperimentConfig, run_dir: Path, checkpoint: str) ->
     return {"translated": str(run_dir / "translated"), "images": summary.translated + summary.skipped}
 
 
-def stage_reid(config: ExperimentConfig, variant: str, run_dir: Path) -> dict:
-    """Train one strategy variant (resuming an interrupted run)."""
-    checkpoint = train_reid(reid_config(config, variant, run_dir))
-    return {"checkpoint": str(checkpoint), "metrics": str(run_dir / "reid" / variant / "metrics.jsonl")}
+def stage_reid(reid: ReIDConfig) -> dict:
+    """Train one strategy variant with one seed (resuming an interrupted run)."""
+    checkpoint = train_reid(reid)
+    return {"checkpoint": str(checkpoint), "metrics": str(Path(reid.output_dir) / "metrics.jsonl")}
 
 
-def stage_evaluate(config: ExperimentConfig, variant: str, run_dir: Path, checkpoint: str) -> dict:
-    """The final protocol numbers (from the run's last evaluation) and the test features of the first
-    trial of the first setting, kept for the t-SNE and retrieval pictures."""
-    history = read_history(run_dir / "reid" / variant / "metrics.jsonl")
+def stage_evaluate(config: ExperimentConfig, reid: ReIDConfig, checkpoint: str, *, keep_features: bool) -> dict:
+    """The final protocol numbers (from the run's last evaluation); with `keep_features`, also the test
+    features [N, D] of the first trial of the first setting, for the t-SNE and retrieval pictures."""
+    out = Path(reid.output_dir)
+    history = read_history(out / "metrics.jsonl")
     final = next((record["eval"] for record in reversed(history) if record.get("eval")), {})
+    if not keep_features:
+        return {"final": final, "test_features": None}
     dataset = open_dataset(config.data)
     arguments = next(iter(protocol_settings(dataset, trials=1).values()))[0]
     query, gallery = dataset.test_split(**arguments)
@@ -170,43 +207,80 @@ def stage_evaluate(config: ExperimentConfig, variant: str, run_dir: Path, checkp
     model, model_config = load_model_checkpoint(checkpoint, device)
     features = extract_features(model, query + gallery, device, height=model_config.height, width=model_config.width,
                                 num_workers=config.runtime.workers)
-    path = run_dir / "reid" / variant / "test_features.pt"
+    path = out / "test_features.pt"
     torch.save({"features": features, "num_query": len(query), "paths": [r.path for r in query + gallery],
                 "pids": torch.tensor([r.pid for r in query + gallery]),
                 "ir": torch.tensor([r.modality == "ir" for r in query + gallery])}, path)
     return {"final": final, "test_features": str(path)}
 
 
-def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, translator: dict, runs: dict) -> dict:
-    """results.json, results.md and the pictures."""
+def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, translator: dict,
+                 runs: dict[str, list[dict]]) -> dict:
+    """results.json (per-seed rows, chance draws, and the summary: mean ± std per strategy and setting),
+    results.md and the pictures (per-epoch curves, t-SNE and retrieval of seed 0)."""
     pictures = run_dir / "report"
     pictures.mkdir(parents=True, exist_ok=True)
-    histories = {variant: read_history(outputs["metrics"]) for variant, outputs in runs.items()}
-    rows = []
-    for variant, outputs in runs.items():
-        last_cluster = histories[variant][-1]["cluster"] if histories[variant] else {}
-        for setting, metrics in outputs["final"].items():
-            rows.append({"strategy": variant, "setting": setting, **metrics, "ari": last_cluster.get("ari"),
-                         "mixed_share": last_cluster.get("mixed_share")})
-    figures = {"curves": report.plot_epoch_curves(histories, pictures / "epochs.png")}
+    histories = {variant: [read_history(seed["metrics"]) for seed in seeds] for variant, seeds in runs.items()}
+    rows = [seed_row(variant, seed_index, setting, metrics, history)
+            for variant, seeds in runs.items()
+            for seed_index, (seed, history) in enumerate(zip(seeds, histories[variant]))
+            for setting, metrics in seed["final"].items()]
+    chance = compute_chance(open_dataset(config.data), settings=config.reid.eval.settings,
+                            trials=config.reid.eval.trials, draws=config.chance_draws, seed=config.runtime.seed)
+    summary = report.order_summary(
+        [row | {"label": CHANCE_LABEL, "kind": "chance"} for row in report.aggregate_runs(chance)]
+        + [row | {"label": VARIANTS[row["strategy"]].label,
+                  "kind": "upper_bound" if VARIANTS[row["strategy"]].upper_bound else "strategy"}
+           for row in report.aggregate_runs(rows)])
+    first_seed = {variant: seeds[0] for variant, seeds in histories.items()}
+    figures = {"curves": report.plot_epoch_curves(first_seed, pictures / "epochs.png")}
     grid = _latest_translation_grid(translator["checkpoint"])
     if grid is not None:
         figures["translation"] = Path(shutil.copyfile(grid, pictures / "translation.png"))
     panels, retrieval = {}, None
-    for variant, outputs in runs.items():
-        saved = torch.load(outputs["test_features"], weights_only=True)
+    for variant, seeds in runs.items():
+        saved = torch.load(seeds[0]["test_features"], weights_only=True)
         modalities = np.where(saved["ir"].numpy(), "ir", "vis")
         panels[variant] = (saved["features"], saved["pids"].numpy(), modalities)
         if retrieval is None or variant == "joint":
             retrieval = (variant, saved)
     figures["tsne"] = report.plot_tsne_panels(panels, pictures / "tsne.png")
     figures["retrieval"] = _retrieval_figure(retrieval, pictures / "retrieval.png")
-    results = {"dataset": dataset, "translator": translator, "strategies": list(runs),
-               "results": rows, "epochs": histories, "figures": {k: str(v) for k, v in figures.items()}}
+    results = {"dataset": dataset, "translator": translator, "strategies": list(runs), "seeds": config.seeds,
+               "chance_draws": config.chance_draws, "summary": summary, "results": rows, "chance": chance,
+               "epochs": {variant: {f"seed_{k}": history for k, history in enumerate(seeds)}
+                          for variant, seeds in histories.items()},
+               "figures": {k: str(v) for k, v in figures.items()}}
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    markdown = _results_markdown(config, rows, histories, figures, run_dir)
+    markdown = _results_markdown(config, summary, first_seed, figures, run_dir)
     (run_dir / "results.md").write_text(markdown)
     return results
+
+
+def seed_row(variant: str, seed_index: int, setting: str, metrics: dict, history: list[dict]) -> dict:
+    """One results row: a seed's final protocol numbers of one setting and its last epoch's cluster ARI and
+    share of mixed-modality clusters."""
+    cluster = (history[-1].get("cluster") or {}) if history else {}
+    return {"strategy": variant, "seed": seed_index, "setting": setting, **metrics, "ari": cluster.get("ari"),
+            "mixed_share": cluster.get("mixed_share")}
+
+
+def compute_chance(dataset: VIDataset, *, settings: list[str] | None, trials: int, draws: int, seed: int) -> list[dict]:
+    """The protocol's numbers on random features, one row per draw and setting ("strategy": "chance"): each
+    draw gives every test image a standard Gaussian feature [CHANCE_DIM], L2-normalised, from a generator
+    seeded with `seed`, so a rerun gives the same numbers."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def random_features(records) -> torch.Tensor:  # [N, CHANCE_DIM], L2-normalised
+        return torch.nn.functional.normalize(torch.randn(len(records), CHANCE_DIM, generator=generator), dim=1)
+
+    rows = []
+    with _quiet("reid.evaluation.protocols"):  # one log line per draw and setting says nothing
+        for draw in range(draws):
+            protocol = evaluate_protocol(random_features, dataset, settings=settings, trials=trials)
+            rows += [{"strategy": "chance", "draw": draw, "setting": name, **result.mean()}
+                     for name, result in protocol.settings.items()]
+    return rows
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -232,24 +306,43 @@ def _latest_translation_grid(checkpoint: str) -> Path | None:
     return samples[-1] if samples else None
 
 
-def _results_markdown(config: ExperimentConfig, rows: list[dict], histories: dict, figures: dict,
+def _results_markdown(config: ExperimentConfig, summary: list[dict], histories: dict, figures: dict,
                       run_dir: Path) -> str:
+    seeds = f"{config.seeds} seed" + ("s" if config.seeds > 1 else "")
     lines = [f"# Results: {config.data.name} ({Path(config.output_dir).name})", "",
-             report.results_markdown(rows), "", "## Per epoch", "", report.epoch_table_markdown(histories), ""]
+             f"## Mean ± std over {seeds}", "", report.results_markdown(summary),
+             f"*Italic* rows are references, not methods: chance (mean ± std over {config.chance_draws} draws of "
+             "random features) and upper bounds (trained on the true identities).", "",
+             "## Per epoch (seed 0)", "", report.epoch_table_markdown(histories), ""]
     for name, figure in figures.items():
         lines += [f"![{name}]({Path(figure).relative_to(run_dir).as_posix()})", ""]
     return "\n".join(lines)
 
 
 def _forget_from(log: StageLog, run_dir: Path, stage: str, variants: list[str]) -> None:
-    """Force `stage` and every later stage to run again: forget them and remove their outputs."""
+    """Force `stage` and every later stage to run again: forget them (for reid and evaluate, those of
+    `variants`, every seed) and remove their outputs."""
     later = STAGES[STAGES.index(stage):]
     outputs = {"translator": [run_dir / "translator"], "translate": [run_dir / "translated"],
                "reid": [run_dir / "reid" / v for v in variants], "report": [run_dir / "report"]}
     for name in later:
         for folder in outputs.get(name, []):
             _remove(folder)
-        log.forget([key for key in list(log.stages) if key == name or key.startswith(f"{name}/")])
+        prefixes = [f"{name}/{v}" for v in variants] if name in ("reid", "evaluate") else [name]
+        log.forget([key for key in list(log.stages)
+                    if any(key == prefix or key.startswith(f"{prefix}/") for prefix in prefixes)])
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Within the block, the logger `name` passes warnings and errors only."""
+    quieted = logging.getLogger(name)
+    level = quieted.level
+    quieted.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
 
 
 def _remove(folder: Path) -> None:

@@ -39,8 +39,17 @@ class DataConfig:
     name: str = "synthetic"
     root: str = "data/synthetic"
     trial: int = 1  # RegDB split 1..10; ignored elsewhere
-    num_ids: int = 60  # synthetic only: identities to generate when `root` is empty
-    seed: int = 0  # synthetic only
+    # synthetic only, the generator's options (`make_synthetic_sysu`): used when `root` holds no complete tree yet,
+    # checked against the tree's record when it does; None: the generator's default / whatever the tree has
+    num_ids: Optional[int] = None  # identities (generator default 60)
+    seed: Optional[int] = None  # (default 0)
+    images_per_camera: Optional[int] = None  # each (id, camera) gets this many images, +-1 (default 4)
+    test_fraction: Optional[float] = None  # share of the ids in exp/test_id.txt (default 0.3)
+    val_fraction: Optional[float] = None  # share of the ids in exp/val_id.txt (default 0.1)
+    evaluate_on: str = "test"  # test | val (sysu / synthetic: train on train_id.txt, evaluate on the val ids)
+
+    def __post_init__(self) -> None:
+        check_choice("data.evaluate_on", self.evaluate_on, ("test", "val"))
 
 
 @dataclass
@@ -64,7 +73,7 @@ class RuntimeConfig:
 class ModelConfig:
     """The ReID network and its input size (`reid.models.build_model` arguments)."""
 
-    arch: str = "agw_resnet50"  # agw_resnet50 | resnet50 | resnet18 | tiny
+    arch: str = "agw_resnet50"  # agw_resnet50 | resnet50 | resnet18 | small | tiny
     non_local: Optional[bool] = None  # None: the architecture's default (on for agw_resnet50)
     pretrained: Optional[str] = None  # None | "imagenet" (torch hub cache) | path to a torchvision .pth
     gem_p: float = 3.0

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint, require_state, save_checkpoint
 from .data import Record, read_image, relative_path
+from .data.preload import PreloadedImages
 from .data.transforms import build_test_transform
 
 logger = logging.getLogger(__name__)
@@ -78,17 +79,22 @@ class FeatureSet:
 
 
 class RecordImages(Dataset):
-    """records[i] -> (image [3, H, W] after `transform`, is_ir bool). Raises ImageReadError naming bad files."""
+    """records[i] -> (image [3, H, W] after `transform`, is_ir bool). Raises ImageReadError naming bad files.
+    preloaded: serve the images from memory (the same test transform, applied once)."""
 
-    def __init__(self, records: Sequence[Record], transform: Callable) -> None:
+    def __init__(self, records: Sequence[Record], transform: Callable,
+                 preloaded: PreloadedImages | None = None) -> None:
         self.records = records
         self.transform = transform
+        self.preloaded = preloaded
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
         record = self.records[index]
+        if self.preloaded is not None:
+            return self.preloaded.image(record.path), record.modality == "ir"
         return self.transform(read_image(record.path)), record.modality == "ir"
 
 
@@ -103,8 +109,10 @@ def embed_batch(model: nn.Module, images: torch.Tensor, is_ir: torch.Tensor, fli
 
 def extract_features(model: nn.Module, records: Sequence[Record], device: torch.device, *, batch_size: int = 64,
                      height: int = 288, width: int = 144, flip: bool = True, num_workers: int = 0,
-                     progress: bool = True) -> torch.Tensor:
+                     progress: bool = True, preloaded: PreloadedImages | None = None) -> torch.Tensor:
     """L2-normalised features [N, D] float32 on the CPU, row i for records[i].
+
+    preloaded: images already decoded and resized to (height, width) (`reid.data.preload.PreloadedImages`).
 
     The model is moved to `device` and run in eval mode under no_grad (bf16 autocast and channels_last on
     CUDA); its train/eval mode is restored afterwards.
@@ -112,7 +120,7 @@ def extract_features(model: nn.Module, records: Sequence[Record], device: torch.
     device = torch.device(device)
     # its own generator: extracting (e.g. for an evaluation) must not advance the global RNG a training
     # run draws from, or a resumed run would diverge from an uninterrupted one
-    loader = DataLoader(RecordImages(records, build_test_transform(height, width)), batch_size=batch_size,
+    loader = DataLoader(RecordImages(records, build_test_transform(height, width), preloaded), batch_size=batch_size,
                         shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
                         generator=runtime.make_generator(0))
     channels_last = runtime.use_channels_last(device)

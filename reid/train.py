@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import load_checkpoint, load_module_state, require_state
 from .config import config_to_dict, save_config
 from .data import Record, TranslatedViews, open_dataset
+from .data.preload import PreloadedImages
 from .data.samplers import CrossModalitySampler
 from .data.training_images import OTHER_MODALITY, TrainingImages
 from .data.transforms import build_train_transform, gpu_augment
@@ -40,6 +41,9 @@ from .train_config import ReIDConfig
 
 logger = logging.getLogger(__name__)
 PROTOTYPES = ("centroid", "hard", "dynamic")
+# strategies whose batches carry each image's translated view (with its label) when `translated` is set: the
+# oracle takes them too, so that the upper bound trains on the same inputs as the richest strategy
+VIEW_STRATEGIES = ("joint", "oracle")
 
 
 @dataclass
@@ -99,6 +103,8 @@ class _Run:
         # random augmentation on whole batches on the device (then the workers only resize and normalise)
         on_device = config.augment.on_device
         self.augment_on_device = self.device.type == "cuda" if on_device is None else on_device
+        self.preloaded = preload_training_images(self.data, config) if config.train.preload_images else None
+        self.augment_on_device = self.augment_on_device or self.preloaded is not None
         self.model = to_memory_format(build_model_from_config(config.model).to(self.device), self.channels_last)
         train = config.train
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
@@ -134,7 +140,8 @@ class _Run:
         """Features [N, D] of the training images (gathered over ranks) and their pseudo-labels
         (clustered on rank 0, broadcast)."""
         features = self._extract(self.data.records)
-        views = self._extract(self.data.view_records) if self.data.view_paths is not None else None
+        clusters_views = self.data.view_paths is not None and self.config.train.strategy == "joint"
+        views = self._extract(self.data.view_records) if clusters_views else None
         labels = shared = num_vis = None
         if self.context.is_main:
             pseudo = compute_pseudo_labels(self.config.train.strategy, features, self.data.is_ir,
@@ -151,7 +158,7 @@ class _Run:
         rank, world = self.context.rank, self.context.world_size
         local = extract_features(self.model, records[rank::world], self.device, batch_size=self.config.eval.batch_size,
                                  height=self.config.model.height, width=self.config.model.width, flip=False,
-                                 num_workers=self.config.runtime.workers, progress=self.context.is_main)
+                                 num_workers=self._workers(), progress=self.context.is_main, preloaded=self.preloaded)
         if not self.context.enabled:
             return local
         shares = [None] * world
@@ -167,9 +174,10 @@ class _Run:
                                                erasing=augment.erasing, modality=m,
                                                channel_augment=augment.channel_augment, gpu=self.augment_on_device)
                       for m in ("vis", "ir")}
-        uses_views = pseudo.shared and self.data.view_paths is not None and train.strategy == "joint"
+        uses_views = (pseudo.shared and self.data.view_paths is not None and train.strategy in VIEW_STRATEGIES
+                      and (train.view_weight > 0 or train.cross_view_weight > 0))
         dataset = TrainingImages(self.data.records, pseudo.labels, transforms,
-                                 self.data.view_paths if uses_views else None)
+                                 self.data.view_paths if uses_views else None, self.preloaded)
         sampler = CrossModalitySampler(pseudo.labels, np.where(self.data.is_ir, "ir", "vis"),
                                        num_identities=train.num_identities, num_instances=train.num_instances,
                                        iterations=train.iterations, seed=self.config.runtime.seed,
@@ -177,7 +185,7 @@ class _Run:
                                                                                     train.num_identities),
                                        rank=self.context.rank, world_size=self.context.world_size)
         sampler.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self.config.runtime.workers,
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self._workers(),
                             worker_init_fn=seed_worker, generator=make_generator(self.config.runtime.seed + epoch),
                             pin_memory=self.device.type == "cuda")
         trained.train()
@@ -211,6 +219,10 @@ class _Run:
         self.optimizer.step()
         update_memories(groups, *self._gathered(own.detach(), labels, is_ir))
         return {name: float(value.item()) for name, value in terms.items()}
+
+    def _workers(self) -> int:
+        """Loader workers: none for preloaded images (serving them costs less than a worker's start and IPC)."""
+        return 0 if self.preloaded is not None else self.config.runtime.workers
 
     def _on_device(self, images: torch.Tensor, is_ir: torch.Tensor) -> torch.Tensor:
         """Move a batch to the device; on CUDA the random augmentation runs there, on the whole batch."""
@@ -298,6 +310,12 @@ def load_training_data(config: ReIDConfig, context: DistributedContext) -> Train
                          "translate>, or choose train.strategy=none / per_modality_hungarian")
     is_ir = np.array([record.modality == "ir" for record in records])
     return TrainingData(records, view_paths, is_ir, dataset)
+
+
+def preload_training_images(data: TrainingData, config: ReIDConfig) -> PreloadedImages:
+    """The training images and their translated views, decoded and resized to the model's input once."""
+    paths = [record.path for record in data.records] + list(data.view_paths or [])
+    return PreloadedImages(paths, config.model.height, config.model.width)
 
 
 def same_identities_in_both_halves(pseudo: PseudoLabels, is_ir: np.ndarray, num_identities: int) -> bool:

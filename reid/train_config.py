@@ -59,6 +59,8 @@ class ReIDTrainConfig:
     hard_dynamic_from: int = 10  # PCLHD: epoch from which hard and dynamic prototypes join
     hard_dynamic_weight: float = 0.5  # PCLHD's lambda
     max_epochs: Optional[int] = None  # stop early (quick runs)
+    preload_images: bool = False  # decode + resize every training image (and view) once, keep them in memory
+    # (N x 3 x H x W bytes) and augment whole batches (as augment.on_device): small datasets, small networks
 
     def __post_init__(self) -> None:
         check_choice("train.strategy", self.strategy, STRATEGIES)

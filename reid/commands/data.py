@@ -35,6 +35,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--images-per-camera", type=int, default=4, help="images per identity and camera")
     synth.add_argument("--height", type=int, default=128, help="image height in pixels")
     synth.add_argument("--width", type=int, default=64, help="image width in pixels")
+    synth.add_argument("--test-fraction", type=float, default=0.3, help="share of the ids in exp/test_id.txt")
+    synth.add_argument("--val-fraction", type=float, default=0.1,
+                       help="share of the ids in exp/val_id.txt (held out for tuning with data.evaluate_on=val)")
     synth.set_defaults(handler=_run_data_synth)
 
 
@@ -61,5 +64,6 @@ def _default_test_split_summary(dataset) -> dict:
 def _run_data_synth(args: argparse.Namespace) -> tuple[int, str]:
     summary = make_synthetic_sysu(args.root, num_ids=args.num_ids, seed=args.seed,
                                   images_per_camera=args.images_per_camera, height=args.height,
-                                  width=args.width, progress=True)
+                                  width=args.width, test_fraction=args.test_fraction,
+                                  val_fraction=args.val_fraction, progress=True)
     return 0, json.dumps(summary, indent=2, default=str)

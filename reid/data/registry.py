@@ -9,7 +9,9 @@ from reid.config import DataConfig
 from .dataset import VIDataset
 from .llcm import LLCM
 from .regdb import RegDB
-from .synthetic import make_synthetic_sysu, synthetic_tree_complete
+from .synthetic import check_synthetic_options, make_synthetic_sysu, synthetic_tree_complete
+
+SYNTHETIC_OPTIONS = ("num_ids", "seed", "images_per_camera", "test_fraction", "val_fraction")
 from .sysu import SYSUMM01
 
 # The synthetic generator writes a SYSU-MM01-layout tree, so the SYSU-MM01 loader and protocol read it.
@@ -24,11 +26,21 @@ ALIASES = {"sysu-mm01": "sysu", "sysu_mm01": "sysu", "sysumm01": "sysu"}
 
 def open_dataset(config: DataConfig) -> VIDataset:
     """The dataset a config's `data` section names; for `synthetic`, the tree is generated first when
-    `root` holds no complete one yet (`num_ids`, `seed`), so a run needs no download. A complete
-    synthetic tree already there is used as it is, whatever parameters wrote it."""
+    `root` holds no complete one yet (`num_ids`, `seed`, `images_per_camera`, `test_fraction`, `val_fraction`;
+    the generator's defaults where None), so a run needs no download; a complete tree that records other
+    values of the options the config sets is an error naming them."""
     options = {"trial": config.trial} if config.name.lower() == "regdb" else {}
-    if config.name.lower() == "synthetic" and not synthetic_tree_complete(config.root):
-        make_synthetic_sysu(config.root, num_ids=config.num_ids, seed=config.seed, progress=True)
+    if config.evaluate_on != "test":
+        if config.name.lower() not in ("sysu", "synthetic"):
+            raise ValueError(f"data.evaluate_on={config.evaluate_on!r}: only SYSU-MM01-layout datasets (sysu, "
+                             f"synthetic) have held-out val ids; {config.name} evaluates on its test ids")
+        options["evaluate_on"] = config.evaluate_on
+    if config.name.lower() == "synthetic":
+        given = {key: getattr(config, key) for key in SYNTHETIC_OPTIONS if getattr(config, key) is not None}
+        if synthetic_tree_complete(config.root):
+            check_synthetic_options(config.root, given)
+        else:
+            make_synthetic_sysu(config.root, **given, progress=True)
     return load_dataset(config.name, config.root, **options)
 
 

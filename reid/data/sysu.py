@@ -26,6 +26,7 @@ VIS_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)
 GALLERY_CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 CAMERA_MODALITY = {camid: ("ir" if camid in IR_CAMERAS else "vis") for camid in range(1, 7)}
+EVALUATE_ON = ("test", "val")  # the ids the protocol runs on; "val": the held-out training ids, for tuning
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
 _ID_TOKEN = re.compile(r"[0-9]+")
@@ -117,18 +118,30 @@ def trial_rng(trial: int) -> random.Random:
 
 
 class SYSUMM01(VIDataset):
-    """SYSU-MM01: training on the train + val ids of all six cameras; infrared-to-visible evaluation."""
+    """SYSU-MM01: training on the train + val ids of all six cameras; infrared-to-visible evaluation.
+
+    evaluate_on="val" holds the val ids out for tuning a recipe without looking at the test split: training
+    on `exp/train_id.txt` alone, and the test protocol run on the ids of `exp/val_id.txt`.
+    """
 
     name = "sysu"
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, evaluate_on: str = "test") -> None:
         super().__init__(root)
+        if evaluate_on not in EVALUATE_ON:
+            raise ValueError(f"evaluate_on must be one of {EVALUATE_ON}, got {evaluate_on!r}")
         require_dir(self.root, "SYSU-MM01 root")
         for camid in CAMERA_MODALITY:
             require_dir(self.root / f"cam{camid}", f"SYSU-MM01 camera {camid} folder")
-        train_ids = self._read_ids("train_id.txt") + self._read_ids("val_id.txt")
-        self.train_ids = sorted(set(train_ids))
-        self.test_ids = sorted(set(self._read_ids("test_id.txt")))
+        val_ids = self._read_ids("val_id.txt")
+        if evaluate_on == "val":
+            if not val_ids:
+                raise DatasetLayoutError(f"{self.root / 'exp' / 'val_id.txt'} lists no ids: nothing to hold out")
+            self.train_ids = sorted(set(self._read_ids("train_id.txt")))
+            self.test_ids = sorted(set(val_ids))
+        else:
+            self.train_ids = sorted(set(self._read_ids("train_id.txt") + val_ids))
+            self.test_ids = sorted(set(self._read_ids("test_id.txt")))
         self.train = records_in_folders(self.root, self.train_ids, CAMERA_MODALITY)
         self._warn_ids_without_images()
 

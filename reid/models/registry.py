@@ -9,7 +9,7 @@ from typing import Callable
 from torch import nn
 
 from .resnet import two_stream_resnet
-from .tiny import tiny_two_stream
+from .plain import plain_two_stream
 from .two_stream import TwoStreamNet
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,8 @@ ARCHITECTURES: dict[str, Callable[..., TwoStreamNet]] = {
     "agw_resnet50": partial(two_stream_resnet, "resnet50", non_local=True),
     "resnet50": partial(two_stream_resnet, "resnet50", non_local=False),
     "resnet18": partial(two_stream_resnet, "resnet18", non_local=False),
-    "tiny": tiny_two_stream,
+    "small": partial(plain_two_stream, "small"),
+    "tiny": partial(plain_two_stream, "tiny"),
 }
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from experiments.report import (epoch_series, epoch_table_markdown, first_setting, plot_epoch_curves, plot_retrieval,
-                                plot_tsne, plot_tsne_panels, query_indices, results_markdown, retrieval_rows,
-                                select_identities)
+from experiments.report import (aggregate_runs, epoch_series, epoch_table_markdown, first_setting, mean_std,
+                                order_summary, plot_epoch_curves, plot_retrieval, plot_tsne, plot_tsne_panels,
+                                query_indices, results_markdown, retrieval_rows, select_identities)
 
 
 def record(epoch, ari, mixed, evaluation=None):
@@ -113,18 +113,57 @@ def test_retrieval_figure(tmp_path):
         assert (np.abs(pixels - colour).sum(axis=1) < 12).sum() > 500
 
 
-def test_results_markdown_formats_numbers_and_missing_values():
-    rows = [{"strategy": "joint", "setting": "all-single", "R1": 0.51234, "R10": 0.8, "R20": 0.9, "mAP": 0.456789,
-             "mINP": 0.1, "ari": 0.61234, "mixed_share": 0.4567},
-            {"strategy": "none", "setting": "all-single", "R1": 0.2, "R10": None, "R20": 0.5, "mAP": 0.1,
-             "mINP": float("nan"), "ari": None}]
+def test_mean_std_is_the_sample_std_over_present_values():
+    assert mean_std([0.1, 0.3, None, float("nan"), 0.8]) == pytest.approx((0.4, np.std([0.1, 0.3, 0.8], ddof=1)))
+    assert mean_std([0.5]) == (0.5, 0.0)  # one seed: no spread
+    assert mean_std([None, float("nan")]) == (None, None)
+
+
+def test_aggregate_runs_groups_by_strategy_and_setting():
+    rows = [{"strategy": s, "seed": k, "setting": setting, "R1": r1, "ari": None if s == "b" else 0.5}
+            for k, r1 in enumerate([0.2, 0.4, 0.9]) for s in ("a", "b") for setting in ("x", "y")]
+    summary = aggregate_runs(rows, keys=("R1", "ari"))
+    assert [(row["strategy"], row["setting"], row["n"]) for row in summary] == \
+        [("a", "x", 3), ("a", "y", 3), ("b", "x", 3), ("b", "y", 3)]
+    assert summary[0]["mean"] == pytest.approx({"R1": 0.5, "ari": 0.5})
+    assert summary[0]["std"] == pytest.approx({"R1": np.std([0.2, 0.4, 0.9], ddof=1), "ari": 0.0})
+    assert summary[2]["mean"]["ari"] is None and summary[2]["std"]["ari"] is None
+
+
+def test_order_summary_puts_chance_then_upper_bounds_first_in_each_setting():
+    rows = [{"strategy": "joint", "setting": "x"}, {"strategy": "oracle", "setting": "x", "kind": "upper_bound"},
+            {"strategy": "none", "setting": "y", "kind": "strategy"}, {"strategy": "chance", "setting": "y",
+                                                                       "kind": "chance"},
+            {"strategy": "chance", "setting": "x", "kind": "chance"}]
+    assert [(row["setting"], row["strategy"]) for row in order_summary(rows)] == \
+        [("x", "chance"), ("x", "oracle"), ("x", "joint"), ("y", "chance"), ("y", "none")]
+
+
+def test_results_markdown_formats_mean_std_and_missing_values():
+    rows = [{"strategy": "chance", "label": "random", "kind": "chance", "setting": "all-single", "n": 10,
+             "mean": {"R1": 0.25, "R10": 0.8, "R20": 1.0, "mAP": 0.3, "mINP": 0.2, "ari": None, "mixed_share": None},
+             "std": {"R1": 0.0412, "R10": 0.01, "R20": 0.0, "mAP": 0.02, "mINP": 0.02, "ari": None,
+                     "mixed_share": None}},
+            {"strategy": "oracle", "label": "upper bound", "kind": "upper_bound", "setting": "all-single", "n": 2,
+             "mean": {"R1": 0.9, "R10": 1.0, "R20": 1.0, "mAP": 0.8, "mINP": 0.7, "ari": 1.0, "mixed_share": 1.0},
+             "std": {"R1": 0.0, "R10": 0.0, "R20": 0.0, "mAP": 0.01, "mINP": 0.0, "ari": 0.0, "mixed_share": 0.0}},
+            {"strategy": "joint", "label": "ours", "kind": "strategy", "setting": "all-single", "n": 2,
+             "mean": {"R1": 0.62345, "R10": 0.8, "R20": 0.9, "mAP": 0.456789, "mINP": float("nan"), "ari": 0.61234,
+                      "mixed_share": 0.4567},
+             "std": {"R1": 0.01751, "R10": 0.0, "R20": 0.0, "mAP": 0.001, "mINP": None, "ari": 0.0104,
+                     "mixed_share": 0.05}}]
     assert results_markdown(rows) == (
-        "| strategy | setting | R1 (%) | R10 (%) | R20 (%) | mAP (%) | mINP (%) | ARI | mixed share (%) |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
-        "| joint | all-single | 51.23 | 80.00 | 90.00 | 45.68 | 10.00 | 0.612 | 45.7 |\n"
-        "| none | all-single | 20.00 | n/a | 50.00 | 10.00 | n/a | n/a | n/a |\n")
-    assert results_markdown(rows[:1], metrics=("mAP",), cluster_metrics=("nmi",)).splitlines()[2] == \
-        "| joint | all-single | 45.68 | n/a |"
+        "| strategy | what it is | setting | R1 (%) | R10 (%) | R20 (%) | mAP (%) | mINP (%) | ARI "
+        "| mixed share (%) |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| *chance* | random | all-single | 25.0 ± 4.1 | 80.0 ± 1.0 | 100.0 ± 0.0 | 30.0 ± 2.0 | 20.0 ± 2.0 "
+        "| n/a | n/a |\n"
+        "| *oracle* | upper bound | all-single | 90.0 ± 0.0 | 100.0 ± 0.0 | 100.0 ± 0.0 | 80.0 ± 1.0 | 70.0 ± 0.0 "
+        "| 1.000 ± 0.000 | 100.0 ± 0.0 |\n"
+        "| joint | ours | all-single | 62.3 ± 1.8 | 80.0 ± 0.0 | 90.0 ± 0.0 | 45.7 ± 0.1 | n/a | 0.612 ± 0.010 "
+        "| 45.7 ± 5.0 |\n")
+    assert results_markdown(rows[2:], metrics=("mAP",), cluster_metrics=("nmi",)).splitlines()[2] == \
+        "| joint | ours | all-single | 45.7 ± 0.1 | n/a |"
 
 
 def test_epoch_table_markdown(histories):

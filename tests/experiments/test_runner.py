@@ -1,20 +1,26 @@
-"""The experiment runner on a tiny config: all stages, reuse, --from, a changed section."""
+"""The experiment runner on a tiny config: all stages, reuse, --from, a changed section, seeds, the chance and
+upper-bound rows, the variants."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 import experiments.runner as runner
 from experiments.__main__ import main as experiments_main
-from experiments.config import ExperimentConfig
-from reid.config import load_config
-from reid.data import make_synthetic_sysu
+from experiments.config import ABLATION, VARIANTS, ExperimentConfig, ablation_variants
+from reid.config import ConfigError, load_config
+from reid.data import load_dataset, make_synthetic_sysu
+
+DEMO = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "demo.yaml"
 
 
-def tiny_experiment(tmp_path: Path, data_root: Path) -> Path:
+def tiny_experiment(tmp_path: Path, data_root: Path, strategies=("joint", "per_modality_hungarian")) -> Path:
     config = {
         "data": {"name": "synthetic", "root": str(data_root)},
         "translator": {"image": {"load_height": 36, "load_width": 18, "crop_height": 32, "crop_width": 16},
@@ -26,7 +32,7 @@ def tiny_experiment(tmp_path: Path, data_root: Path) -> Path:
                  "cluster": {"k1": 6, "k2": 2, "min_samples": 2},
                  "train": {"epochs": 1, "iterations": 2, "num_identities": 2, "num_instances": 2},
                  "eval": {"every": 1, "trials": 1, "batch_size": 16}},
-        "strategies": ["joint", "per_modality_hungarian"],
+        "strategies": list(strategies),
         "runtime": {"device": "cpu", "workers": 0, "log_level": "WARNING"},
         "output_dir": str(tmp_path / "run"),
     }
@@ -42,6 +48,16 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny models gain nothing from more threads, and spinning threads beside other busy processes made
+    these tests several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def count_stage_calls(monkeypatch) -> dict[str, int]:
     calls: dict[str, int] = {}
     for name in ("stage_translator", "stage_translate", "stage_reid", "stage_evaluate"):
@@ -55,26 +71,60 @@ def count_stage_calls(monkeypatch) -> dict[str, int]:
     return calls
 
 
+def analytic_chance_r1(dataset, **split) -> float:
+    """Rank-1 of a uniformly random ranking under the SYSU-MM01 rules: per query with a match, the share of
+    its kept gallery (a camera-3 query drops camera 2) holding its identity; averaged over those queries."""
+    query, gallery = dataset.test_split(**split)
+    shares = []
+    for q in query:
+        kept = [g for g in gallery if not (q.camid == 3 and g.camid == 2)]
+        matches = sum(g.pid == q.pid for g in kept)
+        if matches:
+            shares.append(matches / len(kept))
+    return float(np.mean(shares))
+
+
+def summary_row(results: dict, strategy: str, setting: str = "all-single") -> dict:
+    return next(row for row in results["summary"] if row["strategy"] == strategy and row["setting"] == setting)
+
+
 def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root, monkeypatch, capsys):
-    config = tiny_experiment(tmp_path, data_root)
+    config = tiny_experiment(tmp_path, data_root, strategies=("joint", "oracle"))
     calls = count_stage_calls(monkeypatch)
     assert experiments_main(["run", str(config)]) == 0
     assert calls == {"stage_translator": 1, "stage_translate": 1, "stage_reid": 2, "stage_evaluate": 2}
     run = tmp_path / "run"
     results = json.loads((run / "results.json").read_text())
-    assert results["strategies"] == ["joint", "per_modality_hungarian"]
-    assert {row["strategy"] for row in results["results"]} == {"joint", "per_modality_hungarian"}
+    assert results["strategies"] == ["joint", "oracle"] and results["seeds"] == 1
+    assert {(row["strategy"], row["seed"]) for row in results["results"]} == {("joint", 0), ("oracle", 0)}
     assert all(0 <= row["mAP"] <= 1 for row in results["results"])
+    for strategy in ("joint", "oracle"):
+        assert (run / "reid" / strategy / "seed_0" / "checkpoints" / "last.pt").exists()
+    # each setting: chance first, then the upper bound, then the strategies
+    kinds = [(row["setting"], row["kind"], row["strategy"]) for row in results["summary"]]
+    assert kinds[:3] == [("all-single", "chance", "chance"), ("all-single", "upper_bound", "oracle"),
+                         ("all-single", "strategy", "joint")]
+    assert summary_row(results, "oracle")["label"] == "upper bound: uses the true identities"
+    chance = summary_row(results, "chance")
+    assert chance["n"] == 10 and chance["mean"]["ari"] is None and len(results["chance"]) == 10 * 4
+    expected = analytic_chance_r1(load_dataset("sysu", data_root), mode="all", trial=0, shots=1)
+    assert 0.3 < expected < 0.7 and abs(chance["mean"]["R1"] - expected) < 0.15, (chance["mean"]["R1"], expected)
     for picture in ("epochs", "translation", "tsne", "retrieval"):
         assert (run / "report" / f"{picture}.png").stat().st_size > 5000
     printed = capsys.readouterr().out
-    assert "| joint | all-single |" in printed and "## Per epoch" in printed
+    assert printed.startswith((run / "results.md").read_text())
+    assert "## Mean ± std over 1 seed\n" in printed and "## Per epoch (seed 0)" in printed
+    assert "| *chance* | chance: the protocol on random features | all-single |" in printed
+    assert "| *oracle* | upper bound: uses the true identities | all-single |" in printed
+    assert f"| joint | {VARIANTS['joint'].label} | all-single |" in printed
     assert (run / "config.yaml").exists() and (run / "translated" / "manifest.jsonl").exists()
 
     calls.clear()
     assert experiments_main(["run", str(config)]) == 0  # everything finished: reused
     assert experiments_main(["run", str(config), "runtime.log_level=ERROR"]) == 0  # cannot change results
     assert calls == {}
+    rerun = json.loads((run / "results.json").read_text())
+    assert rerun["chance"] == results["chance"] and summary_row(rerun, "chance") == chance  # seeded: the same
     assert experiments_main(["run", str(config), "--from", "reid"]) == 0
     assert calls == {"stage_reid": 2, "stage_evaluate": 2}
     calls.clear()
@@ -82,12 +132,98 @@ def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root,
     assert calls == {"stage_reid": 2, "stage_evaluate": 2}
 
 
+def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, data_root, monkeypatch, capsys):
+    config = tiny_experiment(tmp_path, data_root, strategies=("none", "per_modality_hungarian"))
+    calls = count_stage_calls(monkeypatch)
+    assert experiments_main(["run", str(config), "--seeds", "2"]) == 0
+    assert calls == {"stage_translator": 1, "stage_reid": 4, "stage_evaluate": 4}  # no strategy uses the views
+    run = tmp_path / "run"
+    for strategy in ("none", "per_modality_hungarian"):
+        assert sorted(p.name for p in (run / "reid" / strategy).iterdir()) == ["seed_0", "seed_1"]
+        saved = yaml.safe_load((run / "reid" / strategy / "seed_1" / "config.yaml").read_text())
+        assert saved["runtime"]["seed"] == 1 and saved["translated"] is None
+    results = json.loads((run / "results.json").read_text())
+    assert results["seeds"] == 2 and set(results["epochs"]["none"]) == {"seed_0", "seed_1"}
+    methods = [row for row in results["summary"] if row["kind"] == "strategy"]
+    assert len(methods) == 2 * 4 and all(row["n"] == 2 for row in methods)
+    for row in methods:
+        seeds = [r for r in results["results"] if (r["strategy"], r["setting"]) == (row["strategy"], row["setting"])]
+        assert sorted(r["seed"] for r in seeds) == [0, 1]
+        for key in ("R1", "R5", "R10", "R20", "mAP", "mINP", "ari", "mixed_share"):
+            values = np.array([r[key] for r in seeds], dtype=float)
+            assert row["mean"][key] == pytest.approx(values.mean())
+            assert row["std"][key] == pytest.approx(values.std(ddof=1))
+    assert "## Mean ± std over 2 seeds" in capsys.readouterr().out
+
+    calls.clear()
+    assert experiments_main(["run", str(config), "--seeds", "3"]) == 0  # seeds 0 and 1 are reused
+    assert calls == {"stage_reid": 2, "stage_evaluate": 2}
+    assert (run / "reid" / "none" / "seed_2" / "checkpoints" / "last.pt").exists()
+    results = json.loads((run / "results.json").read_text())
+    assert {row["n"] for row in results["summary"] if row["kind"] == "strategy"} == {3}
+    calls.clear()
+    assert experiments_main(["run", str(config), "--seeds", "3", "--from", "evaluate"]) == 0
+    assert calls == {"stage_evaluate": 6}
+
+
 def test_variants_and_config_errors(tmp_path, data_root, capsys):
     config = load_config(ExperimentConfig, tiny_experiment(tmp_path, data_root))
     assert runner.reid_config(config, "channel_augment", tmp_path).augment.channel_augment
     assert runner.reid_config(config, "none", tmp_path).translated is None
-    assert runner.reid_config(config, "joint", tmp_path).translated == str(tmp_path / "translated")
+    assert runner.reid_config(config, "oracle_labels_only", tmp_path).translated is None
+    for variant in ("joint", "oracle", "joint_no_view_losses"):
+        assert runner.reid_config(config, variant, tmp_path).translated == str(tmp_path / "translated")
+    assert VARIANTS["oracle"].upper_bound and not VARIANTS["joint"].upper_bound
+    seeded = runner.reid_config(config, "joint", tmp_path, seed_index=2)
+    assert seeded.runtime.seed == config.runtime.seed + 2
+    assert seeded.output_dir == str(tmp_path / "reid" / "joint" / "seed_2")
     assert experiments_main(["run", str(tmp_path / "experiment.yaml"), "strategies=[jointt]"]) == 2
     assert "strategies: unknown ['jointt']" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="seeds must be >= 1"):
+        load_config(ExperimentConfig, tmp_path / "experiment.yaml", ["seeds=0"])
+    with pytest.raises(SystemExit):
+        experiments_main(["run", str(tmp_path / "experiment.yaml"), "--seeds", "0"])
     with pytest.raises(ValueError, match="unknown stage"):
         runner.run_experiment(config, from_stage="nothing")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences(config, variant: str, other: str, run_dir: Path) -> set[str]:
+    a, b = flatten(runner.recipe(config, variant, run_dir)), flatten(runner.recipe(config, other, run_dir))
+    return {key for key in a.keys() | b.keys() if a.get(key) != b.get(key)}
+
+
+@pytest.mark.parametrize("channel_augment", [True, False])
+def test_ablation_of_the_demo_config_runs_distinct_recipes(tmp_path, channel_augment):
+    config = load_config(ExperimentConfig, DEMO, [f"reid.augment.channel_augment={str(channel_augment).lower()}"])
+    variants = ablation_variants(config)
+    toggle = "joint_no_channel_augment" if channel_augment else "joint_channel_augment"
+    assert variants == [toggle if name == "joint_no_channel_augment" else name for name in ABLATION]
+    for a, b in itertools.combinations(variants, 2):
+        assert runner.recipe(config, a, tmp_path) != runner.recipe(config, b, tmp_path), (a, b)
+    runner.check_distinct_recipes(config, variants, tmp_path)
+    # each ablation differs from joint by one thing
+    assert differences(config, "joint_no_view_losses", "joint", tmp_path) == {"train.view_weight",
+                                                                              "train.cross_view_weight"}
+    assert differences(config, toggle, "joint", tmp_path) == {"augment.channel_augment"}
+    assert differences(config, "oracle", "joint", tmp_path) == {"train.strategy"}
+    assert differences(config, "oracle", "oracle_labels_only", tmp_path) == {"translated"}
+
+
+def test_variants_resolving_to_one_recipe_are_refused(tmp_path, data_root, capsys):
+    path = tiny_experiment(tmp_path, data_root, strategies=("none", "joint", "channel_augment"))
+    config = load_config(ExperimentConfig, path, ["reid.augment.channel_augment=true"])
+    with pytest.raises(ValueError, match="'none' and 'channel_augment' resolve to the same ReID config"):
+        runner.run_experiment(config)
+    assert experiments_main(["run", str(path), "reid.augment.channel_augment=true"]) == 2
+    assert "'none' and 'channel_augment'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before anything ran

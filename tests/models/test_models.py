@@ -21,6 +21,9 @@ AGW_RESNET50_PARAMS = RESNET50_PARAMS + 28_687  # = 23,550,351
 #   tiny: two stems of 3x3 conv 3->16 (432) + BN (32); stages 16->32 (4,608 + 64), 32->64 (18,432 + 128),
 #   64->64 (36,864 + 128); BN neck 128 -> 2*464 + 60,224 + 128 = 61,280.
 TINY_PARAMS = 61_280
+#   small: two stems of 3x3 conv 3->24 (648) + BN (48); stages 24->48 (10,368 + 96), 48->96 (41,472 + 192),
+#   96->128 (110,592 + 256); BN neck 256 -> 2*696 + 162,976 + 256 = 164,624.
+SMALL_PARAMS = 164_624
 
 
 def num_params(module: torch.nn.Module) -> int:
@@ -43,6 +46,7 @@ def test_parameter_counts_equal_the_reference_architectures():
     # the paper's width (C / 2) is available: 2C^2 + 4.5C per block
     assert num_params(NonLocal(512, inter_channels=256)) == 2 * 512**2 + 4.5 * 512
     assert num_params(build_model("tiny")) == TINY_PARAMS
+    assert num_params(build_model("small")) == SMALL_PARAMS
 
 
 def test_resnet50_last_stride_one_and_feature_shapes():

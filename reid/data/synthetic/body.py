@@ -11,7 +11,7 @@ import numpy as np
 from .identity import PersonIdentity, PersonView
 from .shapes import _capsule, _ellipse, _Grid, _keep_above, _Layer, _trapezoid, _unit
 
-MATERIALS = ("skin", "hair", "top", "bottom", "shoes", "accessory", "occluder")
+MATERIALS = ("skin", "hair", "top", "bottom", "shoes", "accessory", "emblem", "occluder")
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,32 @@ def _leg_layers(grid: _Grid, identity: PersonIdentity, view: PersonView, sk: _Sk
     return layers
 
 
-def _torso_layers(grid: _Grid, sk: _Skeleton) -> list[_Layer]:
-    """Neck and torso (top garment down to its hem)."""
+def _torso_layers(grid: _Grid, identity: PersonIdentity, sk: _Skeleton) -> list[_Layer]:
+    """Neck, torso (top garment down to its hem) and the chest emblem."""
     hem_half = 1.05 * sk.hip_half + 0.15 * max(sk.hem_y - sk.hip_y, 0.0)
     return [
         _capsule(grid, "neck", "skin", (sk.cx, sk.head[1] + 0.6 * sk.head_ry), (sk.cx, sk.shoulder_y),
                  0.45 * sk.head_rx),
         _trapezoid(grid, "torso", "top", sk.cx, sk.shoulder_y, sk.hem_y, sk.shoulder_half, hem_half),
+        *_emblem_layers(grid, identity, sk),
     ]
+
+
+def _emblem_layers(grid: _Grid, identity: PersonIdentity, sk: _Skeleton) -> list[_Layer]:
+    """The chest print: a circle, square, triangle or cross about half the shoulder width across."""
+    size = 0.5 * sk.shoulder_half
+    cx, cy = sk.cx, sk.shoulder_y + 0.35 * max(sk.hip_y - sk.shoulder_y, 1.0)
+    if identity.emblem == "circle":
+        return [_ellipse(grid, "emblem", "emblem", (cx, cy), size, size)]
+    if identity.emblem == "square":
+        return [_trapezoid(grid, "emblem", "emblem", cx, cy - size, cy + size, size, size)]
+    if identity.emblem == "triangle":
+        return [_trapezoid(grid, "emblem", "emblem", cx, cy - 1.1 * size, cy + 0.9 * size, 0.1 * size, 1.2 * size)]
+    if identity.emblem == "cross":
+        arm = 0.35 * size
+        return [_trapezoid(grid, "emblem", "emblem", cx, cy - 1.2 * size, cy + 1.2 * size, arm, arm),
+                _trapezoid(grid, "emblem", "emblem", cx, cy - arm, cy + arm, 1.2 * size, 1.2 * size)]
+    return []
 
 
 def _arm_layers(grid: _Grid, identity: PersonIdentity, view: PersonView, sk: _Skeleton) -> list[_Layer]:
@@ -175,7 +193,7 @@ def _person_layers(grid: _Grid, identity: PersonIdentity, view: PersonView, sk: 
     if identity.accessory == "backpack" and not view.facing_back:
         layers.append(_backpack(grid, sk, facing_back=False))
     layers += _leg_layers(grid, identity, view, sk)
-    layers += _torso_layers(grid, sk)
+    layers += _torso_layers(grid, identity, sk)
     layers += _head_layers(grid, identity, view, sk)
     if identity.hair_style == "long" and view.facing_back:
         layers.append(_long_hair(grid, sk))
@@ -204,6 +222,8 @@ def _top_pattern(identity: PersonIdentity, grid: _Grid, sk: _Skeleton) -> np.nda
     elif kind == "checks":
         a, b = _soft_square(u * 0.6 * freq + phase), _soft_square(v * 0.6 * freq + phase)
         field = a + b - 2.0 * a * b
+    elif kind == "diagonal":
+        field = _soft_square((u + 0.5 * v) * 0.8 * freq + phase)
     elif kind == "dots":
         fu, fv = np.modf(u * 0.7 * freq + phase)[0] - 0.5, np.modf(v * freq + phase)[0] - 0.5
         field = _unit(3.0 - 12.0 * np.hypot(fu, fv * 0.8))
@@ -213,11 +233,15 @@ def _top_pattern(identity: PersonIdentity, grid: _Grid, sk: _Skeleton) -> np.nda
 
 
 def _bottom_pattern(identity: PersonIdentity, grid: _Grid, sk: _Skeleton) -> np.ndarray | None:
-    """[H, W] float32 in [0, 1]: horizontal bands on the bottom garment; None when solid."""
-    if identity.bottom_pattern != "stripes":
+    """[H, W] float32 in [0, 1]: horizontal ("stripes") or vertical bands on the bottom garment; None when solid."""
+    if identity.bottom_pattern == "stripes":
+        v = (grid.ys - sk.hip_y) / max(sk.feet_y - sk.hip_y, 1.0)
+        field = _soft_square(v * identity.bottom_pattern_freq + identity.bottom_pattern_phase)
+    elif identity.bottom_pattern == "vstripes":
+        u = (grid.xs - sk.cx) / (4.0 * sk.hip_half)
+        field = _soft_square(u * identity.bottom_pattern_freq + identity.bottom_pattern_phase)
+    else:
         return None
-    v = (grid.ys - sk.hip_y) / max(sk.feet_y - sk.hip_y, 1.0)
-    field = _soft_square(v * identity.bottom_pattern_freq + identity.bottom_pattern_phase)
     return np.broadcast_to(field, (grid.height, grid.width))
 
 

@@ -9,8 +9,9 @@ import numpy as np
 
 RGB = tuple[float, float, float]
 
-TOP_PATTERNS = ("solid", "hstripes", "vstripes", "checks", "dots")
-BOTTOM_PATTERNS = ("solid", "stripes")
+TOP_PATTERNS = ("solid", "hstripes", "vstripes", "checks", "dots", "diagonal")
+BOTTOM_PATTERNS = ("solid", "stripes", "vstripes")
+EMBLEMS = ("none", "circle", "square", "triangle", "cross")  # a print on the chest (and back)
 BOTTOM_STYLES = ("trousers", "shorts", "skirt")
 ACCESSORIES = ("none", "backpack", "shoulder_bag", "hat", "scarf")
 
@@ -40,6 +41,7 @@ class PersonIdentity:
     bottom_pattern_freq: float
     bottom_pattern_phase: float
     hair_style: str
+    emblem: str
     accessory: str
     accessory_side: int
     top_rgb: RGB
@@ -48,12 +50,14 @@ class PersonIdentity:
     bottom_pattern_rgb: RGB
     shoes_rgb: RGB
     accessory_rgb: RGB
+    emblem_rgb: RGB
     skin_rgb: RGB
     hair_rgb: RGB
     top_emissivity: float
     top_pattern_emissivity: float
     bottom_emissivity: float
     bottom_pattern_emissivity: float
+    emblem_emissivity: float
     skin_temperature: float
     hair_temperature: float
     accessory_temperature: float
@@ -107,10 +111,17 @@ def _contrasting_colour(rng: np.random.Generator, colour: RGB) -> RGB:
     return _hsv(rng.random(), rng.uniform(0.0, 0.8), other)
 
 
-def _contrasting_emissivity(rng: np.random.Generator, emissivity: float) -> float:
-    """A pattern emissivity 0.3..0.5 away from `emissivity`, inside [0, 1]."""
-    step = rng.uniform(0.3, 0.5)
-    return float(emissivity + step if emissivity < 0.5 else emissivity - step)
+def _luminance(rgb: RGB) -> float:
+    """ITU-R 601 luma of an RGB triple in [0, 1]."""
+    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+
+
+def _contrasting_emissivity(rng: np.random.Generator, emissivity: float, colour: RGB, pattern_colour: RGB) -> float:
+    """A pattern emissivity 0.45..0.6 away from `emissivity`, inside [0, 1]: higher where the pattern colour is brighter
+    than the garment's, so that emissivity and luminance brighten the same parts (the pattern never vanishes)."""
+    step = rng.uniform(0.45, 0.6)
+    warmer = _luminance(pattern_colour) > _luminance(colour)
+    return float(min(emissivity + step, 1.0) if warmer else max(emissivity - step, 0.0))
 
 
 def _choice(rng: np.random.Generator, options: tuple[str, ...], p: tuple[float, ...]) -> str:
@@ -122,9 +133,12 @@ def sample_identity(rng: np.random.Generator) -> PersonIdentity:
     """Draw one person's body shape, clothing, accessories, colours and infrared properties."""
     skin_tone = rng.random()
     dark_hair = rng.random() < 0.85
-    top_pattern = _choice(rng, TOP_PATTERNS, (0.3, 0.2, 0.15, 0.15, 0.2))
+    top_pattern = _choice(rng, TOP_PATTERNS, (0.25, 0.15, 0.15, 0.15, 0.15, 0.15))
     top_rgb = _clothing_colour(rng)
+    top_pattern_rgb = _contrasting_colour(rng, top_rgb)
     bottom_rgb = _clothing_colour(rng)
+    bottom_pattern_rgb = _contrasting_colour(rng, bottom_rgb)
+    emblem_rgb = _contrasting_colour(rng, top_rgb)
     top_emissivity = float(rng.uniform(0.05, 0.95))
     bottom_emissivity = float(rng.uniform(0.05, 0.95))
     return PersonIdentity(
@@ -137,30 +151,33 @@ def sample_identity(rng: np.random.Generator) -> PersonIdentity:
         top_length=float(rng.uniform(0.10, 0.20) if rng.random() < 0.25 else rng.uniform(-0.02, 0.06)),
         sleeves=_choice(rng, ("long", "short"), (0.6, 0.4)),
         top_pattern=top_pattern,
-        top_pattern_freq=float(rng.uniform(2.5, 5.5)),
+        top_pattern_freq=float(rng.uniform(1.5, 3.5)),
         top_pattern_phase=float(rng.random()),
         bottom_style=_choice(rng, BOTTOM_STYLES, (0.6, 0.2, 0.2)),
-        bottom_pattern=_choice(rng, BOTTOM_PATTERNS, (0.7, 0.3)),
-        bottom_pattern_freq=float(rng.uniform(4.0, 8.0)),
+        bottom_pattern=_choice(rng, BOTTOM_PATTERNS, (0.5, 0.25, 0.25)),
+        bottom_pattern_freq=float(rng.uniform(2.5, 5.0)),
         bottom_pattern_phase=float(rng.random()),
         hair_style=_choice(rng, ("short", "long"), (0.6, 0.4)),
+        emblem=_choice(rng, EMBLEMS, (0.4, 0.15, 0.15, 0.15, 0.15)),
         accessory=_choice(rng, ACCESSORIES, (0.35, 0.2, 0.15, 0.15, 0.15)),
         accessory_side=int(rng.choice([-1, 1])),
         top_rgb=top_rgb,
-        top_pattern_rgb=_contrasting_colour(rng, top_rgb),
+        top_pattern_rgb=top_pattern_rgb,
         bottom_rgb=bottom_rgb,
-        bottom_pattern_rgb=_contrasting_colour(rng, bottom_rgb),
+        bottom_pattern_rgb=bottom_pattern_rgb,
         shoes_rgb=_hsv(rng.random(), rng.uniform(0, 0.3), rng.uniform(0.05, 0.25) if rng.random() < 0.7
                        else rng.uniform(0.6, 0.95)),
         accessory_rgb=_clothing_colour(rng),
+        emblem_rgb=emblem_rgb,
         skin_rgb=tuple(round(float(a + (b - a) * skin_tone), 6)
                        for a, b in zip((0.93, 0.78, 0.66), (0.42, 0.28, 0.20))),
         hair_rgb=(_hsv(0.07, rng.uniform(0.3, 0.6), rng.uniform(0.05, 0.28)) if dark_hair
                   else _hsv(0.1, rng.uniform(0.4, 0.6), rng.uniform(0.5, 0.75))),
         top_emissivity=top_emissivity,
-        top_pattern_emissivity=_contrasting_emissivity(rng, top_emissivity),
+        top_pattern_emissivity=_contrasting_emissivity(rng, top_emissivity, top_rgb, top_pattern_rgb),
         bottom_emissivity=bottom_emissivity,
-        bottom_pattern_emissivity=_contrasting_emissivity(rng, bottom_emissivity),
+        bottom_pattern_emissivity=_contrasting_emissivity(rng, bottom_emissivity, bottom_rgb, bottom_pattern_rgb),
+        emblem_emissivity=_contrasting_emissivity(rng, top_emissivity, top_rgb, emblem_rgb),
         skin_temperature=float(rng.uniform(0.86, 0.97)),
         hair_temperature=float(rng.uniform(0.38, 0.52)),
         accessory_temperature=float(rng.uniform(0.24, 0.34)),

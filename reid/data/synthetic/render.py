@@ -36,7 +36,7 @@ def _values(*values: tuple[float, ...] | float) -> list[np.ndarray]:
 def visible_palette(identity: PersonIdentity, camera: CameraSpec) -> Palette:
     """The clothing, skin, hair and accessory colours ([3] RGB) seen by a visible camera."""
     base = _values(identity.skin_rgb, identity.hair_rgb, identity.top_rgb, identity.bottom_rgb,
-                   identity.shoes_rgb, identity.accessory_rgb, camera.occluder)
+                   identity.shoes_rgb, identity.accessory_rgb, identity.emblem_rgb, camera.occluder)
     return Palette(dict(zip(MATERIALS, base)),
                    dict(zip(("top", "bottom"), _values(identity.top_pattern_rgb, identity.bottom_pattern_rgb))))
 
@@ -44,18 +44,28 @@ def visible_palette(identity: PersonIdentity, camera: CameraSpec) -> Palette:
 _SHOE_TEMPERATURE = 0.3
 
 
-def _fabric_temperature(emissivity: float) -> float:
-    """Grey level of a garment worn on a warm body, from its emissivity (0.3..0.75)."""
-    return 0.3 + 0.45 * emissivity
+# Share of a garment's infrared grey level set by its fabric emissivity (drawn independently of its colour); the rest
+# follows its visible luminance (as under the near-infrared illumination of SYSU-MM01's cameras 3 and 6, where fabric
+# that reflects more light looks brighter). Hue never reaches the infrared image: equal-luminance colours look alike.
+_EMISSIVITY_SHARE = 0.3
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _fabric_temperature(emissivity: float, rgb) -> float:
+    """Infrared grey level (0.25..0.85) of a garment, from its emissivity and its visible luminance."""
+    luminance = sum(w * c for w, c in zip(_LUMA, rgb))
+    return 0.25 + 0.6 * (_EMISSIVITY_SHARE * emissivity + (1.0 - _EMISSIVITY_SHARE) * luminance)
 
 
 def infrared_palette(identity: PersonIdentity, camera: CameraSpec) -> Palette:
-    """The grey levels ([1]) seen by an infrared camera: temperatures and emissivities, never colours."""
+    """The grey levels ([1]) seen by an infrared camera: temperatures, emissivities and luminance, never hue."""
     base = _values(identity.skin_temperature, identity.hair_temperature,
-                   _fabric_temperature(identity.top_emissivity), _fabric_temperature(identity.bottom_emissivity),
-                   _SHOE_TEMPERATURE, identity.accessory_temperature, camera.occluder)
-    pattern = _values(_fabric_temperature(identity.top_pattern_emissivity),
-                      _fabric_temperature(identity.bottom_pattern_emissivity))
+                   _fabric_temperature(identity.top_emissivity, identity.top_rgb),
+                   _fabric_temperature(identity.bottom_emissivity, identity.bottom_rgb),
+                   _SHOE_TEMPERATURE, identity.accessory_temperature,
+                   _fabric_temperature(identity.emblem_emissivity, identity.emblem_rgb), camera.occluder)
+    pattern = _values(_fabric_temperature(identity.top_pattern_emissivity, identity.top_pattern_rgb),
+                      _fabric_temperature(identity.bottom_pattern_emissivity, identity.bottom_pattern_rgb))
     return Palette(dict(zip(MATERIALS, base)), dict(zip(("top", "bottom"), pattern)))
 
 

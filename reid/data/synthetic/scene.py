@@ -50,8 +50,8 @@ class CameraSpec:
     shading: float
 
 
-_INDOOR_IR = dict(modality="ir", outdoor=False, noise=0.022, column_noise=0.012, blur=0.9, shading=0.15)
-_OUTDOOR_IR = dict(modality="ir", outdoor=True, noise=0.03, column_noise=0.018, blur=1.1, shading=0.15)
+_INDOOR_IR = dict(modality="ir", outdoor=False, noise=0.02, column_noise=0.01, blur=0.5, shading=0.15)
+_OUTDOOR_IR = dict(modality="ir", outdoor=True, noise=0.025, column_noise=0.014, blur=0.6, shading=0.15)
 _INDOOR_VIS = dict(modality="vis", outdoor=False, noise=0.013, column_noise=0.0, blur=0.0, shading=0.35)
 _OUTDOOR_VIS = dict(modality="vis", outdoor=True, noise=0.010, column_noise=0.0, blur=0.0, shading=0.40)
 

@@ -22,7 +22,7 @@ from .seeds import identity_rng, image_count, split_ids, view_rng
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chest prints, bolder patterns, luminance in infrared, sharper infrared cameras
 MARKER_NAME = "synthetic.json"
 JPEG_QUALITY = 90
 
@@ -61,6 +61,22 @@ def synthetic_tree_complete(root: str | os.PathLike) -> bool:
         return bool(json.loads(marker.read_text()).get("complete"))
     except (OSError, ValueError):
         return False
+
+
+def check_synthetic_options(root: str | os.PathLike, options: Mapping[str, Any]) -> None:
+    """Raise ValueError naming every option whose value differs from the one `root/synthetic.json` records
+    (a tree of the current generator version is expected)."""
+    marker = Path(root) / MARKER_NAME
+    try:
+        recorded = json.loads(marker.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{marker} is not a readable synthetic-tree marker: {error}") from None
+    expected = {"version": FORMAT_VERSION, **options}
+    differing = [f"{key}: {recorded.get(key)!r} there, {value!r} asked" for key, value in expected.items()
+                 if recorded.get(key) != value]
+    if differing:
+        raise ValueError(f"{marker} records a synthetic tree with other parameters ({'; '.join(differing)}); "
+                         "use another root or delete this one")
 
 
 def _write_marker(root: Path, params: Mapping[str, Any], complete: bool) -> None:
