@@ -57,8 +57,19 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, with key=value overrides allowed after the options too (`run C --seeds 3 a=b`)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    misplaced = [item for item in extra if "=" not in item or item.startswith("-")]
+    if misplaced:
+        parser.error(f"unrecognized arguments: {' '.join(misplaced)}")
+    args.overrides = list(args.overrides) + extra
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     try:
         config = load_config(ExperimentConfig, args.config, args.overrides)
         setup_logging(config.runtime.log_level)

@@ -20,6 +20,15 @@ from reid.train import train_reid
 from reid.train_config import ReIDConfig
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread (fast on a busy 2-core machine), restored afterwards for the tests that follow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """12 identities, 2-4 images per camera, 64x32: big enough for identity to be learnable in seconds."""
@@ -81,7 +90,6 @@ def epoch_losses(out) -> list[float]:
 
 
 def test_a_supervised_run_learns_cross_modal_retrieval(world, tmp_path, monkeypatch):
-    torch.set_num_threads(1)
     built, build_memories = [], reid_train.build_memories  # (memory, its prototypes when built) of every epoch
 
     def recording(*args, **kwargs):
@@ -120,7 +128,6 @@ class Counter:
 
 
 def test_a_rerun_trains_only_the_missing_epochs(world, tmp_path, monkeypatch):
-    torch.set_num_threads(1)
     counter = Counter(monkeypatch)
     out = tmp_path / "run"
     train_reid(supervised_config(world, out, tmp_path, epochs=2, iterations=2, max_epochs=1))  # interrupted

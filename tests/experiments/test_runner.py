@@ -227,3 +227,12 @@ def test_variants_resolving_to_one_recipe_are_refused(tmp_path, data_root, capsy
     assert experiments_main(["run", str(path), "reid.augment.channel_augment=true"]) == 2
     assert "'none' and 'channel_augment'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def test_overrides_may_follow_the_options():
+    from experiments.__main__ import parse_arguments
+
+    args = parse_arguments(["run", "c.yaml", "a.b=1", "--seeds", "2", "c=[x, y]"])
+    assert args.overrides == ["a.b=1", "c=[x, y]"] and args.seeds == 2
+    with pytest.raises(SystemExit):
+        parse_arguments(["run", "c.yaml", "--seedz", "2"])
