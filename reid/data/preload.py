@@ -36,9 +36,6 @@ class PreloadedImages:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __contains__(self, path: str) -> bool:
-        return str(path) in self.rows
-
     def image(self, path: str) -> torch.Tensor:
         """[3, H, W] float32, ImageNet-normalised; KeyError naming the path when it was not preloaded."""
         try:

@@ -10,9 +10,10 @@ from .dataset import VIDataset
 from .llcm import LLCM
 from .regdb import RegDB
 from .synthetic import check_synthetic_options, make_synthetic_sysu, synthetic_tree_complete
-
-SYNTHETIC_OPTIONS = ("num_ids", "seed", "images_per_camera", "test_fraction", "val_fraction")
 from .sysu import SYSUMM01
+
+# the `data` keys that are `make_synthetic_sysu` options (None in a config: the generator's default)
+SYNTHETIC_OPTIONS = ("num_ids", "seed", "images_per_camera", "test_fraction", "val_fraction")
 
 # The synthetic generator writes a SYSU-MM01-layout tree, so the SYSU-MM01 loader and protocol read it.
 DATASETS: dict[str, type[VIDataset]] = {

@@ -111,7 +111,7 @@ def _contrasting_colour(rng: np.random.Generator, colour: RGB) -> RGB:
     return _hsv(rng.random(), rng.uniform(0.0, 0.8), other)
 
 
-def _luminance(rgb: RGB) -> float:
+def luminance(rgb: RGB) -> float:
     """ITU-R 601 luma of an RGB triple in [0, 1]."""
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
@@ -120,8 +120,8 @@ def _contrasting_emissivity(rng: np.random.Generator, emissivity: float, colour:
     """A pattern emissivity 0.45..0.6 away from `emissivity`, inside [0, 1]: higher where the pattern colour is brighter
     than the garment's, so that emissivity and luminance brighten the same parts (the pattern never vanishes)."""
     step = rng.uniform(0.45, 0.6)
-    warmer = _luminance(pattern_colour) > _luminance(colour)
-    return float(min(emissivity + step, 1.0) if warmer else max(emissivity - step, 0.0))
+    brighter = luminance(pattern_colour) > luminance(colour)
+    return float(min(emissivity + step, 1.0) if brighter else max(emissivity - step, 0.0))
 
 
 def _choice(rng: np.random.Generator, options: tuple[str, ...], p: tuple[float, ...]) -> str:

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from .body import MATERIALS, BodyGeometry, body_geometry
-from .identity import PersonIdentity, PersonView
+from .identity import PersonIdentity, PersonView, luminance
 from .scene import CameraSpec, _camera, scene_background
 from .seeds import _TAG_FIXED_PATTERN
 
@@ -48,24 +48,22 @@ _SHOE_TEMPERATURE = 0.3
 # follows its visible luminance (as under the near-infrared illumination of SYSU-MM01's cameras 3 and 6, where fabric
 # that reflects more light looks brighter). Hue never reaches the infrared image: equal-luminance colours look alike.
 _EMISSIVITY_SHARE = 0.3
-_LUMA = (0.299, 0.587, 0.114)
 
 
-def _fabric_temperature(emissivity: float, rgb) -> float:
+def _fabric_grey(emissivity: float, rgb) -> float:
     """Infrared grey level (0.25..0.85) of a garment, from its emissivity and its visible luminance."""
-    luminance = sum(w * c for w, c in zip(_LUMA, rgb))
-    return 0.25 + 0.6 * (_EMISSIVITY_SHARE * emissivity + (1.0 - _EMISSIVITY_SHARE) * luminance)
+    return 0.25 + 0.6 * (_EMISSIVITY_SHARE * emissivity + (1.0 - _EMISSIVITY_SHARE) * luminance(rgb))
 
 
 def infrared_palette(identity: PersonIdentity, camera: CameraSpec) -> Palette:
     """The grey levels ([1]) seen by an infrared camera: temperatures, emissivities and luminance, never hue."""
     base = _values(identity.skin_temperature, identity.hair_temperature,
-                   _fabric_temperature(identity.top_emissivity, identity.top_rgb),
-                   _fabric_temperature(identity.bottom_emissivity, identity.bottom_rgb),
+                   _fabric_grey(identity.top_emissivity, identity.top_rgb),
+                   _fabric_grey(identity.bottom_emissivity, identity.bottom_rgb),
                    _SHOE_TEMPERATURE, identity.accessory_temperature,
-                   _fabric_temperature(identity.emblem_emissivity, identity.emblem_rgb), camera.occluder)
-    pattern = _values(_fabric_temperature(identity.top_pattern_emissivity, identity.top_pattern_rgb),
-                      _fabric_temperature(identity.bottom_pattern_emissivity, identity.bottom_pattern_rgb))
+                   _fabric_grey(identity.emblem_emissivity, identity.emblem_rgb), camera.occluder)
+    pattern = _values(_fabric_grey(identity.top_pattern_emissivity, identity.top_pattern_rgb),
+                      _fabric_grey(identity.bottom_pattern_emissivity, identity.bottom_pattern_rgb))
     return Palette(dict(zip(MATERIALS, base)), dict(zip(("top", "bottom"), pattern)))
 
 
