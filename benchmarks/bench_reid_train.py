@@ -1,9 +1,9 @@
-"""Benchmark: the ReID trainer's hot paths with the full two-stream AGW ResNet-50 at 288x144:
-training images/s (forward + backward of images and their translated views, cluster NCE, cross-view
+"""Benchmark: the ReID trainer's hot paths with a two-stream network (default: the full AGW ResNet-50 at
+288x144; `--arch small --height 64 --width 32 --batch 32` is the embedded benchmark's network): training images/s (forward + backward of images and their translated views, cluster NCE, cross-view
 NCE, optimiser step, memory update) and feature-extraction images/s. On CUDA also bf16 autocast +
 channels_last against fp32, as a ratio measured in the same run.
 
-    python benchmarks/bench_reid_train.py [--batch 8] [--steps 3]
+    python benchmarks/bench_reid_train.py [--arch agw_resnet50] [--height 288 --width 144] [--batch 8] [--steps 3]
 """
 from __future__ import annotations
 
@@ -24,14 +24,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def training_images_per_second(batch: int, device: torch.device, fast: bool, steps: int) -> float:
-    """`batch` images (half visible, half infrared) plus their `batch` translated views per step."""
+def training_images_per_second(arch: str, size: tuple[int, int], batch: int, device: torch.device, fast: bool,
+                               steps: int) -> float:
+    """`batch` images (half visible, half infrared) plus their `batch` translated views per step, size (H, W)."""
     torch.manual_seed(0)
-    model = to_memory_format(build_model("agw_resnet50").to(device), fast).train()
+    model = to_memory_format(build_model(arch).to(device), fast).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3.5e-4, weight_decay=5e-4)
-    memory = ClusterMemory.from_features(F.normalize(torch.randn(64, 2048), dim=1), torch.arange(64) % 32,
-                                         device=device)
-    images = to_memory_format(torch.randn(2 * batch, 3, 288, 144, device=device), fast)
+    memory = ClusterMemory.from_features(F.normalize(torch.randn(64, model.feature_dim), dim=1),
+                                         torch.arange(64) % 32, device=device)
+    images = to_memory_format(torch.randn(2 * batch, 3, *size, device=device), fast)
     is_ir = torch.arange(2 * batch, device=device) % 2 == 1
     labels = torch.arange(batch, device=device) % 32
 
@@ -54,9 +55,10 @@ def training_images_per_second(batch: int, device: torch.device, fast: bool, ste
     return 2 * batch * steps / (time.perf_counter() - start)
 
 
-def extraction_images_per_second(batch: int, device: torch.device, fast: bool, steps: int) -> float:
-    model = to_memory_format(build_model("agw_resnet50").to(device), fast).eval()
-    images = to_memory_format(torch.randn(batch, 3, 288, 144, device=device), fast)
+def extraction_images_per_second(arch: str, size: tuple[int, int], batch: int, device: torch.device, fast: bool,
+                                 steps: int) -> float:
+    model = to_memory_format(build_model(arch).to(device), fast).eval()
+    images = to_memory_format(torch.randn(batch, 3, *size, device=device), fast)
     is_ir = torch.zeros(batch, dtype=torch.bool, device=device)
     with torch.no_grad(), autocast(device, fast):
         model(images, is_ir)
@@ -70,18 +72,21 @@ def extraction_images_per_second(batch: int, device: torch.device, fast: bool, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="agw_resnet50", help="a reid.models architecture")
+    parser.add_argument("--height", type=int, default=288, help="input height")
+    parser.add_argument("--width", type=int, default=144, help="input width")
     parser.add_argument("--batch", type=int, default=8, help="images per training step (plus as many views)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps on the CPU")
     parser.add_argument("--gpu-batch", type=int, default=64)
     parser.add_argument("--gpu-steps", type=int, default=20)
     args = parser.parse_args()
-    cpu = torch.device("cpu")
-    print(f"AGW ResNet-50 (two-stream, non-local, GeM, BN neck), 288x144; torch {torch.__version__}, "
+    cpu, net = torch.device("cpu"), (args.arch, (args.height, args.width))
+    print(f"{args.arch} (two-stream, GeM, BN neck), {args.height}x{args.width}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
     print(f"cpu  training   batch {args.batch}+{args.batch} views: fp32 "
-          f"{training_images_per_second(args.batch, cpu, False, args.steps):7.2f} images/s")
+          f"{training_images_per_second(*net, args.batch, cpu, False, args.steps):7.2f} images/s")
     print(f"cpu  extraction batch {2 * args.batch}: fp32 "
-          f"{extraction_images_per_second(2 * args.batch, cpu, False, args.steps):7.2f} images/s")
+          f"{extraction_images_per_second(*net, 2 * args.batch, cpu, False, args.steps):7.2f} images/s")
     if not torch.cuda.is_available():
         print("no CUDA device: GPU figures not measured")
         return
@@ -89,8 +94,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(gpu)
     for label, measure, batch in (("training", training_images_per_second, args.gpu_batch),
                                   ("extraction", extraction_images_per_second, 2 * args.gpu_batch)):
-        fp32 = measure(batch, gpu, False, args.gpu_steps)
-        fast = measure(batch, gpu, True, args.gpu_steps)
+        fp32 = measure(*net, batch, gpu, False, args.gpu_steps)
+        fast = measure(*net, batch, gpu, True, args.gpu_steps)
         print(f"{name} {label} batch {batch}: fp32 {fp32:8.1f} images/s, bf16+channels_last {fast:8.1f} images/s "
               f"({fast / fp32:.2f}x)")
 

@@ -1,6 +1,6 @@
 """Plain-conv two-stream backbones for tests and the CPU benchmark: `tiny` (about 61 thousand parameters, 64-d
-features) and `small` (about 165 thousand parameters, 128-d features: the embedded benchmark's network, which
-trains at about 3,000 images/s at 64x32 on 2 CPU cores)."""
+features) and `small` (about 165 thousand parameters, 128-d features: the embedded benchmark's network; see
+`benchmarks/bench_reid_train.py --arch small` for its speed)."""
 from __future__ import annotations
 
 import os
