@@ -140,3 +140,41 @@ def test_batch_augmentation_on_the_training_device(data, tmp_path, monkeypatch):
     assert torch.equal(calls[1][1], ~calls[0][1])  # the views go through the other modality's augmentation
     line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
     assert np.isfinite(line["loss_cluster"])
+
+
+def test_the_upper_bound_trains_on_the_translated_views_as_joint_does(data, tmp_path):
+    """oracle with `translated`: true ids, and the views in its batches with the view losses; with both view
+    weights at 0 (or no `translated`) the views are not loaded at all."""
+    root, translated = data
+    lines = {}
+    for name, path, weights in (("views", translated, {}), ("labels_only", None, {}),
+                                ("weights_off", translated, {"view_weight": 0.0, "cross_view_weight": 0.0})):
+        config = tiny_reid_config(root, path, tmp_path / name, strategy="oracle", epochs=1, **weights)
+        train_reid(build(config, tmp_path / f"{name}.yaml"))
+        lines[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text())
+    assert np.isfinite(lines["views"]["loss_view"]) and np.isfinite(lines["views"]["loss_cross_view"])
+    assert lines["views"]["cluster"]["ari"] == 1.0  # the true ids
+    for name in ("labels_only", "weights_off"):
+        assert "loss_view" not in lines[name] and "loss_cross_view" not in lines[name]
+    assert lines["weights_off"]["loss_cluster"] == lines["labels_only"]["loss_cluster"]  # same batches, same run
+
+
+def test_preloaded_images_train_a_run_of_their_own(data, tmp_path, monkeypatch):
+    """train.preload_images: after the preload no training or clustering step reads an image file (the
+    evaluation, which reads the test images, is left out here)."""
+    import reid.data.training_images
+    import reid.features
+    import reid.train
+
+    root, translated = data
+    config = build(tiny_reid_config(root, translated, tmp_path / "run", epochs=2, preload_images=True),
+                   tmp_path / "c.yaml")
+    reads = []
+    for module in (reid.data.training_images, reid.features):
+        monkeypatch.setattr(module, "read_image", lambda path, *args, _read=module.read_image:
+                            reads.append(path) or _read(path, *args))
+    monkeypatch.setattr(reid.train._Run, "_evaluate", lambda self, epoch: None)
+    train_reid(config)
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(line["loss_cluster"]) and np.isfinite(line["loss_view"])
+    assert reads == [], f"{len(reads)} images read from disk, e.g. {reads[:2]}"

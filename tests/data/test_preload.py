@@ -50,3 +50,9 @@ def test_open_dataset_refuses_a_synthetic_tree_of_other_options(tree):
     assert open_dataset(DataConfig(name="synthetic", root=str(tree), num_ids=10, seed=2)).test_ids
     with pytest.raises(ValueError, match="num_ids: 10 there, 12 asked; images_per_camera: 1 there, 4 asked"):
         open_dataset(DataConfig(name="synthetic", root=str(tree), num_ids=12, images_per_camera=4))
+
+
+def test_a_tree_of_an_older_generator_version_is_refused(tmp_path):
+    (tmp_path / "synthetic.json").write_text('{"version": 1, "num_ids": 60, "complete": true}')
+    with pytest.raises(ValueError, match="version: 1 there, 2 asked"):
+        open_dataset(DataConfig(name="synthetic", root=str(tmp_path)))
