@@ -9,53 +9,50 @@ from pathlib import Path
 from typing import Optional
 
 from reid.config import ConfigError, DataConfig, ModelConfig, RuntimeConfig
-from reid.train import VIEW_STRATEGIES
-from reid.train_config import AugmentConfig, ClusterConfig, EvalConfig, ReIDConfig, ReIDTrainConfig
+from reid.train import VIEW_LABELS
+from reid.train_config import AugmentConfig, ClusterConfig, EvalConfig, ReIDConfig, ReIDTrainConfig, StageConfig
 from vi_translate.config import ImageConfig, NetworkConfig, TranslatorConfig, TranslatorTrainConfig
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One named ReID recipe: dotted overrides of the `reid` section (each sets `train.strategy`), whether it
-    trains with the translated views (`translated`), and its label in the results table."""
+    """One named ReID recipe on the config's stages: the pseudo-labels of its cross-modal stages (every stage after
+    the first) and of its first stage, dotted `overrides` of the `reid` section, `stage_overrides` of every
+    cross-modal stage, whether it trains with the translated views (`views`), and its label in the results table."""
 
-    overrides: Mapping[str, object]
+    labels: str
     views: bool
     label: str
+    first_stage_labels: str = "per_modality"
+    overrides: Mapping[str, object] = field(default_factory=dict)
+    stage_overrides: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.views and self.strategy not in VIEW_STRATEGIES:
-            raise ValueError(f"strategy {self.strategy!r} cannot train with the translated views "
-                             f"(those that can: {VIEW_STRATEGIES})")
-
-    @property
-    def strategy(self) -> str:
-        return str(self.overrides["train.strategy"])
+        if self.views and self.labels not in VIEW_LABELS:
+            raise ValueError(f"pseudo-labels {self.labels!r} cannot train with the translated views "
+                             f"(those that can: {VIEW_LABELS})")
 
     @property
     def upper_bound(self) -> bool:
         """Trains on the true identities: a bound for the unsupervised strategies, not one of them."""
-        return self.strategy == "oracle"
+        return self.labels == "true_ids"
 
 
+NO_VIEW_LOSSES = {"view_weight": 0.0, "cross_view_weight": 0.0}
 VARIANTS: dict[str, Variant] = {
-    "oracle": Variant({"train.strategy": "oracle"}, True, "upper bound: uses the true identities"),
-    "oracle_labels_only": Variant({"train.strategy": "oracle"}, False,
-                                  "upper bound, labels only (no translated views)"),
-    "joint": Variant({"train.strategy": "joint"}, True,
-                     "joint: mixed-modal clusters over translated views, view losses"),
-    "joint_no_view_losses": Variant({"train.strategy": "joint", "train.view_weight": 0.0,
-                                     "train.cross_view_weight": 0.0}, True,
-                                    "joint without view losses (translations only place images for clustering)"),
-    "joint_no_channel_augment": Variant({"train.strategy": "joint", "augment.channel_augment": False}, True,
-                                        "joint without channel augmentation"),
-    "joint_channel_augment": Variant({"train.strategy": "joint", "augment.channel_augment": True}, True,
-                                     "joint with channel augmentation"),
-    "per_modality_hungarian": Variant({"train.strategy": "per_modality_hungarian"}, False,
-                                      "per-modality clusters matched by Hungarian association"),
-    "none": Variant({"train.strategy": "none"}, False, "per-modality clusters, no cross-modal step"),
-    "channel_augment": Variant({"train.strategy": "none", "augment.channel_augment": True}, False,
-                               "per-modality clusters with channel augmentation"),
+    "oracle": Variant("true_ids", True, "upper bound: uses the true identities", first_stage_labels="true_ids"),
+    "oracle_labels_only": Variant("true_ids", False, "upper bound, labels only (no translated views)",
+                                  first_stage_labels="true_ids"),
+    "joint": Variant("mixed_modal", True, "joint: mixed-modal clusters over translated views, view losses"),
+    "joint_no_view_losses": Variant("mixed_modal", True,
+                                    "joint without view losses (translations only place images for clustering)",
+                                    stage_overrides=NO_VIEW_LOSSES),
+    "joint_no_channel_augment": Variant("mixed_modal", True, "joint without CAJ channel augmentation",
+                                        overrides={"augment.caj": False}),
+    "joint_channel_augment": Variant("mixed_modal", True, "joint with CAJ channel augmentation",
+                                     overrides={"augment.caj": True}),
+    "per_modality_hungarian": Variant("hungarian", False, "per-modality clusters matched by Hungarian association"),
+    "none": Variant("per_modality", False, "per-modality clusters, no cross-modal step"),
 }
 # `ablate`: the upper bound, joint, joint without one part at a time, the baselines
 ABLATION = ("oracle", "joint", "joint_no_view_losses", "joint_no_channel_augment", "per_modality_hungarian", "none")
@@ -133,7 +130,17 @@ def reid_config(config: ExperimentConfig, variant: str, run_dir: Path, seed_inde
                       output_dir=str(run_dir / "reid" / variant / f"seed_{seed_index}"))
     for dotted, value in recipe.overrides.items():
         reid = _replace_dotted(reid, dotted, value)
-    return reid
+    return dataclasses.replace(reid, train=dataclasses.replace(reid.train, stages=variant_stages(reid.train.stages,
+                                                                                              recipe)))
+
+
+def variant_stages(stages: Mapping[str, StageConfig], variant: Variant) -> dict[str, StageConfig]:
+    """The stages with a variant's pseudo-labels: `first_stage_labels` for the first, `labels` (and
+    `stage_overrides`) for every later one."""
+    first = next(iter(stages))
+    return {name: dataclasses.replace(stage, labels=variant.first_stage_labels) if name == first
+            else dataclasses.replace(stage, labels=variant.labels, **variant.stage_overrides)
+            for name, stage in stages.items()}
 
 
 def ablation_variants(config: ExperimentConfig) -> list[str]:
@@ -144,9 +151,11 @@ def ablation_variants(config: ExperimentConfig) -> list[str]:
 
 
 def _changes_nothing(section: ReIDSection, variant: Variant) -> bool:
-    """Whether every override of `variant` but the strategy is the section's value already."""
-    return all(_get_dotted(section, dotted) == value for dotted, value in variant.overrides.items()
-               if dotted != "train.strategy")
+    """Whether every override of `variant` (but its pseudo-labels) is the section's value already."""
+    cross_stages = list(section.train.stages.values())[1:]
+    return (all(_get_dotted(section, dotted) == value for dotted, value in variant.overrides.items())
+            and all(getattr(stage, key) == value for stage in cross_stages
+                    for key, value in variant.stage_overrides.items()))
 
 
 def _get_dotted(config, dotted: str):

@@ -315,7 +315,9 @@ def _table(header: list[str], align: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SUMMARY_KEYS = ("R1", "R5", "R10", "R20", "mAP", "mINP", "ari", "mixed_share")
+SUMMARY_KEYS = ("R1", "R5", "R10", "R20", "mAP", "mINP", "ari", "mixed_share", "best_R1", "best_mAP")
+# the papers' convention, marked †: chosen on the test split
+BEST_COLUMNS = {"best_R1": "R1 at best epoch (%)†", "best_mAP": "mAP at best epoch (%)†"}
 KINDS = ("chance", "upper_bound", "strategy")  # the order of a setting's rows in the results table
 
 
@@ -355,14 +357,18 @@ def _fmt_mean_std(fmt: Callable[[float], str]) -> Callable[[tuple], str]:
 
 
 def results_markdown(rows: Sequence[Mapping], *, metrics: Sequence[str] = ("R1", "R10", "R20", "mAP", "mINP"),
-                     cluster_metrics: Sequence[str] = ("ari", "mixed_share")) -> str:
+                     cluster_metrics: Sequence[str] = ("ari", "mixed_share"),
+                     best_metrics: Sequence[str] = ("best_R1", "best_mAP")) -> str:
     """A Markdown table of `aggregate_runs` rows, in the given order, one line each: the strategy (in italics
     for the reference rows: "kind" chance or upper_bound), its "label", the setting, then `mean ± std` of the
-    retrieval metrics and the mixed share in percent with 1 decimal, of ARI with 3; "n/a" when missing."""
+    last epoch's retrieval metrics and the mixed share in percent with 1 decimal, of ARI with 3, then the
+    best epoch's (`BEST_COLUMNS`, marked †: chosen on the test split); "n/a" when missing."""
     cluster = [CLUSTER_COLUMNS.get(key, (key, _fmt_fixed(3))) for key in cluster_metrics]
-    formats = [_fmt_mean_std(_fmt_percent(1))] * len(metrics) + [_fmt_mean_std(fmt) for _, fmt in cluster]
-    keys = list(metrics) + list(cluster_metrics)
-    header = ["strategy", "what it is", "setting"] + [f"{m} (%)" for m in metrics] + [name for name, _ in cluster]
+    formats = ([_fmt_mean_std(_fmt_percent(1))] * len(metrics) + [_fmt_mean_std(fmt) for _, fmt in cluster]
+               + [_fmt_mean_std(_fmt_percent(1))] * len(best_metrics))
+    keys = list(metrics) + list(cluster_metrics) + list(best_metrics)
+    header = (["strategy", "what it is", "setting"] + [f"{m} (%)" for m in metrics] + [name for name, _ in cluster]
+              + [BEST_COLUMNS.get(key, key) for key in best_metrics])
     align = ["---"] * 3 + ["---:"] * len(keys)
     body = []
     for row in rows:
@@ -376,17 +382,17 @@ def results_markdown(rows: Sequence[Mapping], *, metrics: Sequence[str] = ("R1",
 
 
 def epoch_table_markdown(histories: Mapping[str, list[dict]], *, setting: str | None = None) -> str:
-    """One Markdown table per strategy: epoch | ARI | NMI | clusters | outliers | mixed share | mAP | R1
+    """One Markdown table per strategy: epoch | stage | ARI | NMI | clusters | outliers | mixed share | mAP | R1
     (mAP and R1 of one setting, the first found unless given; blank on epochs without evaluation)."""
     setting = setting or first_setting(histories)
     keys = ("ari", "nmi", "num_clusters", "num_outliers", "mixed_share")
-    header = ["epoch", "ARI", "NMI", "clusters", "outliers", "mixed share (%)", "mAP (%)", "R1 (%)"]
+    header = ["epoch", "stage", "ARI", "NMI", "clusters", "outliers", "mixed share (%)", "mAP (%)", "R1 (%)"]
     sections = []
     for name, records in histories.items():
         body = []
         for record in records:
             evaluated = bool(record.get("eval"))
-            body.append([str(record.get("epoch", ""))]
+            body.append([str(record.get("epoch", "")), str(record.get("stage", ""))]
                         + [_cell(_cluster_value(record, key), CLUSTER_COLUMNS[key][1]) for key in keys]
                         + [_cell(_eval_value(record, setting, m), _fmt_percent(2), "n/a" if evaluated else "")
                            for m in ("mAP", "R1")])

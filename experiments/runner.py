@@ -3,8 +3,9 @@ strategy and seed) -> evaluation -> report, each stage's outputs under the run f
 
 The dataset, translator and translation are shared by every strategy and seed; the k-th seed of a
 strategy trains with runtime.seed + k into reid/<strategy>/seed_<k>/ (stages `reid/<strategy>/seed_<k>`
-and `evaluate/<strategy>/seed_<k>`). The report gives mean ± std over the seeds, beside chance (the
-protocol on random features) and the upper bounds.
+and `evaluate/<strategy>/seed_<k>`), continuing from its first training stage, which the strategies and
+seeds that start alike share (`reid/_first_stages/<fingerprint>`). The report gives mean ± std over the
+seeds, beside chance (the protocol on random features) and the upper bounds.
 
 A stage is reused when its fingerprint (its config section and the fingerprints of the stages it
 reads) matches the one recorded in `stages.json`; a changed stage, and every stage after it, runs
@@ -14,6 +15,7 @@ interrupted stage picks up where it stopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +31,7 @@ from reid.evaluation import evaluate_protocol, protocol_settings
 from reid.features import extract_features
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
-from reid.train import train_reid
+from reid.train import stage_reads_views, train_reid
 from reid.train_config import ReIDConfig
 from vi_translate.train import train_translator
 from vi_translate.translate import file_sha256, translate_records
@@ -40,6 +42,7 @@ from .config import VARIANTS, ExperimentConfig, reid_config, translator_config
 logger = logging.getLogger(__name__)
 STAGES = ("dataset", "translator", "translate", "reid", "evaluate", "report")
 CHANCE_LABEL = "chance: the protocol on random features"
+FIRST_STAGES = "_first_stages"  # reid/_first_stages/<fingerprint>: first stages shared by variants and seeds
 CHANCE_DIM = 64  # any width gives the same chance: the ranks of i.i.d. random features are uniformly random
 
 
@@ -131,8 +134,12 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
             reid = reid_config(config, variant, run_dir, seed_index)
             reid_print = fingerprint(translate_print if reid.translated else data_print, results_affecting(reid))
             name = f"{variant}/seed_{seed_index}"
+            first = first_stage_run(reid, run_dir, data_print, translate_print)
+            if first is not None:  # trained once for every variant and seed that starts alike
+                run_stage(log, f"reid/{FIRST_STAGES}/{Path(first[0].output_dir).name}", first[1],
+                          [Path(first[0].output_dir)], lambda: stage_reid(first[0]))
             trained = run_stage(log, f"reid/{name}", reid_print, [Path(reid.output_dir)],
-                                lambda: stage_reid(reid))
+                                lambda: stage_reid(reid, None if first is None else first[0].output_dir))
             evaluated = run_stage(log, f"evaluate/{name}", reid_print, [],
                                   lambda: stage_evaluate(config, reid, trained["checkpoint"],
                                                          keep_features=seed_index == 0))
@@ -186,10 +193,43 @@ def stage_translate(config: ExperimentConfig, run_dir: Path, checkpoint: str) ->
     return {"translated": str(run_dir / "translated"), "images": summary.translated + summary.skipped}
 
 
-def stage_reid(reid: ReIDConfig) -> dict:
-    """Train one strategy variant with one seed (resuming an interrupted run)."""
+def stage_reid(reid: ReIDConfig, first_stage: str | None = None) -> dict:
+    """Train one strategy variant with one seed (resuming an interrupted run); a fresh run first takes the state
+    after its first stage from `first_stage` (a `first_stage_run` folder), then trains the remaining stages."""
+    out = Path(reid.output_dir)
+    if first_stage is not None and not (out / "checkpoints" / "last.pt").exists():
+        copy_run(Path(first_stage), out)
     checkpoint = train_reid(reid)
-    return {"checkpoint": str(checkpoint), "metrics": str(Path(reid.output_dir) / "metrics.jsonl")}
+    return {"checkpoint": str(checkpoint), "metrics": str(out / "metrics.jsonl")}
+
+
+def first_stage_run(reid: ReIDConfig, run_dir: Path, data_print: str, translate_print: str
+                    ) -> tuple[ReIDConfig, str] | None:
+    """(config, fingerprint) of a run's first stage alone, in reid/_first_stages/<fingerprint>/, which every
+    variant and seed with the same first stage shares: the run without its later stages, and without the
+    translated views when the first stage neither clusters nor trains on them (the records and every random draw
+    are the same then, so the stage ends on the weights the whole run would reach; tests/experiments check it).
+    None when there is nothing to share: one stage, or a run cut short by train.max_epochs."""
+    stages = [(name, stage) for name, stage in reid.train.stages.items() if stage.epochs > 0]
+    if len(stages) < 2 or reid.train.max_epochs is not None:
+        return None
+    name, stage = stages[0]
+    alone = dataclasses.replace(reid, translated=reid.translated if stage_reads_views(stage) else None, output_dir="",
+                                train=dataclasses.replace(reid.train, stages={name: stage}))
+    stage_print = fingerprint(translate_print if alone.translated else data_print, results_affecting(alone))
+    return dataclasses.replace(alone, output_dir=str(run_dir / "reid" / FIRST_STAGES / stage_print)), stage_print
+
+
+def copy_run(source: Path, target: Path) -> None:
+    """A finished run's checkpoint, metrics and evaluations into `target`, the checkpoint last (atomically),
+    so an interrupted copy is simply made again."""
+    (target / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if (source / "eval").is_dir():
+        shutil.copytree(source / "eval", target / "eval", dirs_exist_ok=True)
+    shutil.copyfile(source / "metrics.jsonl", target / "metrics.jsonl")
+    partial = target / "checkpoints" / "last.pt.partial"
+    shutil.copyfile(source / "checkpoints" / "last.pt", partial)
+    partial.replace(target / "checkpoints" / "last.pt")
 
 
 def stage_evaluate(config: ExperimentConfig, reid: ReIDConfig, checkpoint: str, *, keep_features: bool) -> dict:
@@ -198,8 +238,9 @@ def stage_evaluate(config: ExperimentConfig, reid: ReIDConfig, checkpoint: str, 
     out = Path(reid.output_dir)
     history = read_history(out / "metrics.jsonl")
     final = next((record["eval"] for record in reversed(history) if record.get("eval")), {})
+    numbers = {"final": final, "best": best_epoch(history)}
     if not keep_features:
-        return {"final": final, "test_features": None}
+        return numbers | {"test_features": None}
     dataset = open_dataset(config.data)
     arguments = next(iter(protocol_settings(dataset, trials=1).values()))[0]
     query, gallery = dataset.test_split(**arguments)
@@ -211,7 +252,18 @@ def stage_evaluate(config: ExperimentConfig, reid: ReIDConfig, checkpoint: str, 
     torch.save({"features": features, "num_query": len(query), "paths": [r.path for r in query + gallery],
                 "pids": torch.tensor([r.pid for r in query + gallery]),
                 "ir": torch.tensor([r.modality == "ir" for r in query + gallery])}, path)
-    return {"final": final, "test_features": str(path)}
+    return numbers | {"test_features": str(path)}
+
+
+def best_epoch(history: list[dict]) -> dict:
+    """The papers' convention (ADCA, PGM: the checkpoint of the best test mAP), chosen on the test split: of the
+    evaluated epochs, the one with the highest mAP in the first setting; {"epoch", "stage", "eval"}, or {}."""
+    evaluated = [record for record in history if record.get("eval")]
+    if not evaluated:
+        return {}
+    first = next(iter(evaluated[0]["eval"]))
+    best = max(evaluated, key=lambda record: record["eval"][first]["mAP"])  # the first of equal ones
+    return {"epoch": best["epoch"], "stage": best.get("stage"), "eval": best["eval"]}
 
 
 def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, translator: dict,
@@ -221,7 +273,7 @@ def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, transla
     pictures = run_dir / "report"
     pictures.mkdir(parents=True, exist_ok=True)
     histories = {variant: [read_history(seed["metrics"]) for seed in seeds] for variant, seeds in runs.items()}
-    rows = [seed_row(variant, seed_index, setting, metrics, history)
+    rows = [seed_row(variant, seed_index, setting, metrics, history, seed.get("best") or {})
             for variant, seeds in runs.items()
             for seed_index, (seed, history) in enumerate(zip(seeds, histories[variant]))
             for setting, metrics in seed["final"].items()]
@@ -257,12 +309,15 @@ def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, transla
     return results
 
 
-def seed_row(variant: str, seed_index: int, setting: str, metrics: dict, history: list[dict]) -> dict:
-    """One results row: a seed's final protocol numbers of one setting and its last epoch's cluster ARI and
-    share of mixed-modality clusters."""
+def seed_row(variant: str, seed_index: int, setting: str, metrics: dict, history: list[dict],
+             best: dict | None = None) -> dict:
+    """One results row: a seed's final protocol numbers of one setting, its last epoch's cluster ARI and share
+    of mixed-modality clusters, and the numbers of its best epoch (`best_epoch`) as best_R1, best_mAP, best_epoch."""
     cluster = (history[-1].get("cluster") or {}) if history else {}
+    at_best = ((best or {}).get("eval") or {}).get(setting, {})
     return {"strategy": variant, "seed": seed_index, "setting": setting, **metrics, "ari": cluster.get("ari"),
-            "mixed_share": cluster.get("mixed_share")}
+            "mixed_share": cluster.get("mixed_share"), "best_R1": at_best.get("R1"), "best_mAP": at_best.get("mAP"),
+            "best_epoch": (best or {}).get("epoch")}
 
 
 def compute_chance(dataset: VIDataset, *, settings: list[str] | None, trials: int, draws: int, seed: int) -> list[dict]:
@@ -312,7 +367,9 @@ def _results_markdown(config: ExperimentConfig, summary: list[dict], histories: 
     lines = [f"# Results: {config.data.name} ({Path(config.output_dir).name})", "",
              f"## Mean ± std over {seeds}", "", report.results_markdown(summary),
              f"*Italic* rows are references, not methods: chance (mean ± std over {config.chance_draws} draws of "
-             "random features) and upper bounds (trained on the true identities).", "",
+             "random features) and upper bounds (trained on the true identities). The headline numbers are the "
+             "last epoch's; the best-epoch columns follow the papers' convention (the epoch of the best test mAP): "
+             "chosen on the test split, so they overstate what a method delivers.", "",
              "## Per epoch (seed 0)", "", report.epoch_table_markdown(histories), ""]
     for name, figure in figures.items():
         lines += [f"![{name}]({Path(figure).relative_to(run_dir).as_posix()})", ""]
@@ -324,11 +381,12 @@ def _forget_from(log: StageLog, run_dir: Path, stage: str, variants: list[str]) 
     `variants`, every seed) and remove their outputs."""
     later = STAGES[STAGES.index(stage):]
     outputs = {"translator": [run_dir / "translator"], "translate": [run_dir / "translated"],
-               "reid": [run_dir / "reid" / v for v in variants], "report": [run_dir / "report"]}
+               "reid": [run_dir / "reid" / v for v in [*variants, FIRST_STAGES]], "report": [run_dir / "report"]}
     for name in later:
         for folder in outputs.get(name, []):
             _remove(folder)
-        prefixes = [f"{name}/{v}" for v in variants] if name in ("reid", "evaluate") else [name]
+        trained = [*variants, FIRST_STAGES] if name == "reid" else variants
+        prefixes = [f"{name}/{v}" for v in trained] if name in ("reid", "evaluate") else [name]
         log.forget([key for key in list(log.stages)
                     if any(key == prefix or key.startswith(f"{prefix}/") for prefix in prefixes)])
 

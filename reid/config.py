@@ -199,6 +199,12 @@ def _check_keys(update: dict, schema: type, prefix: str, source: str) -> None:
             close = difflib.get_close_matches(full_key, candidates, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys here: {sorted(fields)}"
             raise ConfigError(f"{source}: unknown config key {full_key!r}{hint}")
+        value_schema = _mapping_value_type(fields[key], schema)
+        if value_schema is not None and isinstance(value, dict):  # a mapping of sections, e.g. train.stages
+            for name, section in value.items():
+                if isinstance(section, dict):
+                    _check_keys(section, value_schema, prefix=f"{full_key}.{name}.", source=source)
+            continue
         sub_schema = _dataclass_type(fields[key], schema)
         if sub_schema is None:
             continue
@@ -212,6 +218,13 @@ def _dataclass_type(schema_field: dataclasses.Field, owner: type) -> type | None
     """The dataclass type of a field, or None when the field is a plain value."""
     hint = typing.get_type_hints(owner).get(schema_field.name)
     return hint if dataclasses.is_dataclass(hint) else None
+
+
+def _mapping_value_type(schema_field: dataclasses.Field, owner: type) -> type | None:
+    """The value type of a `dict[str, Dataclass]` field, or None for any other field."""
+    hint = typing.get_type_hints(owner).get(schema_field.name)
+    arguments = typing.get_args(hint) if typing.get_origin(hint) is dict else ()
+    return arguments[1] if len(arguments) == 2 and dataclasses.is_dataclass(arguments[1]) else None
 
 
 def _expected_type(schema: type, dotted_key: str) -> str:

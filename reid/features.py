@@ -98,24 +98,27 @@ class RecordImages(Dataset):
         return self.transform(read_image(record.path)), record.modality == "ir"
 
 
-def embed_batch(model: nn.Module, images: torch.Tensor, is_ir: torch.Tensor, flip: bool) -> torch.Tensor:
-    """images [B, 3, H, W], is_ir [B] -> L2-normalised float32 features [B, D];
-    with `flip`, of f(x) + f(horizontally flipped x)."""
-    features = model(images, is_ir)["features"].float()
+def embed_batch(model: nn.Module, images: torch.Tensor, is_ir: torch.Tensor, flip: bool,
+                normalise: bool = True) -> torch.Tensor:
+    """images [B, 3, H, W], is_ir [B] -> float32 features [B, D]: the L2-normalised network feature, with `flip`
+    the mean of it and of the horizontally flipped image's (the references' rule), L2-normalised again when
+    `normalise` (the test features; the references cluster the mean as it is)."""
+    features = F.normalize(model(images, is_ir)["features"].float(), dim=1)
     if flip:
-        features = features + model(images.flip(3), is_ir)["features"].float()
-    return F.normalize(features, dim=1)
+        features = (features + F.normalize(model(images.flip(3), is_ir)["features"].float(), dim=1)) / 2
+    return F.normalize(features, dim=1) if normalise else features
 
 
 def extract_features(model: nn.Module, records: Sequence[Record], device: torch.device, *, batch_size: int = 64,
-                     height: int = 288, width: int = 144, flip: bool = True, num_workers: int = 0,
-                     progress: bool = True, preloaded: PreloadedImages | None = None) -> torch.Tensor:
-    """L2-normalised features [N, D] float32 on the CPU, row i for records[i].
+                     height: int = 288, width: int = 144, flip: bool = True, normalise: bool = True,
+                     bf16: bool = True, num_workers: int = 0, progress: bool = True,
+                     preloaded: PreloadedImages | None = None) -> torch.Tensor:
+    """Features [N, D] float32 on the CPU, row i for records[i] (see `embed_batch` for flip and normalise).
 
     preloaded: images already decoded and resized to (height, width) (`reid.data.preload.PreloadedImages`).
 
-    The model is moved to `device` and run in eval mode under no_grad (bf16 autocast and channels_last on
-    CUDA); its train/eval mode is restored afterwards.
+    The model is moved to `device` and run in eval mode under no_grad (channels_last on CUDA, and bf16 autocast
+    there when `bf16`); its train/eval mode is restored afterwards.
     """
     device = torch.device(device)
     # its own generator: extracting (e.g. for an evaluation) must not advance the global RNG a training
@@ -129,11 +132,11 @@ def extract_features(model: nn.Module, records: Sequence[Record], device: torch.
     model.eval()
     rows = []
     try:
-        with torch.no_grad(), runtime.autocast(device):
+        with torch.no_grad(), runtime.autocast(device, bf16):
             for images, is_ir in runtime.progress(loader, desc="features", total=len(loader), unit="batch",
                                                   disable=None if progress else True):
                 images = runtime.to_memory_format(images.to(device, non_blocking=True), channels_last)
-                rows.append(embed_batch(model, images, is_ir.to(device), flip).cpu())
+                rows.append(embed_batch(model, images, is_ir.to(device), flip, normalise).cpu())
     finally:
         model.train(was_training)
     features = torch.cat(rows) if rows else torch.empty(0, model.feature_dim)

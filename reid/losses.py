@@ -50,12 +50,15 @@ def cluster_nce(features: torch.Tensor, prototypes: torch.Tensor, labels: torch.
         return F.cross_entropy(logits, labels[valid])
 
 
-def cross_view_nce(features: torch.Tensor, view_features: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+def cross_view_nce(features: torch.Tensor, view_features: torch.Tensor, temperature: float = 0.05,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE between images features [B, D] and their generated views view_features [B, D]; scalar.
 
     GCL-style: image i and its translated view i are the positive pair, the views (images) of the
     other images of the batch are the negatives. Both are L2-normalised here; the loss is
     (CE(f @ v.T / t, arange(B)) + CE(v @ f.T / t, arange(B))) / 2.
+    labels [B] (pseudo-labels, -1 = outlier): the views of other images of the same cluster are not
+    negatives (they leave the denominators); outliers are each their own cluster.
     """
     _check_temperature(temperature)
     if features.ndim != 2 or features.shape != view_features.shape or features.shape[0] == 0:
@@ -66,6 +69,10 @@ def cross_view_nce(features: torch.Tensor, view_features: torch.Tensor, temperat
         v = F.normalize(view_features.to(features.device, torch.float32), dim=1)
         logits = f @ v.t() / temperature
         targets = torch.arange(f.shape[0], device=f.device)
+        if labels is not None:
+            labels = check_labels(labels, f.shape[0], int(labels.max()) + 1 if labels.numel() else 0).to(f.device)
+            same = (labels[:, None] == labels[None, :]) & (labels[:, None] != IGNORE_LABEL)
+            logits = logits.masked_fill(same & (targets[:, None] != targets[None, :]), float("-inf"))
         return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
 
 

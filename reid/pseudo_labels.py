@@ -1,11 +1,11 @@
-"""Pseudo-labels of one epoch, by strategy:
+"""Pseudo-labels of one epoch, by the stage's `labels` rule:
 
-- "joint": DM2C-style mixed-modal clustering: every image is placed in one modality space with the
+- "mixed_modal": DM2C-style mixed-modal clustering: every image is placed in one modality space with the
   features of its translated view, and one clustering gives one label space across modalities;
-- "per_modality_hungarian": PGM-style: each modality is clustered on its own, then the clusters are
-  matched across modalities by their centroids (Hungarian, or Sinkhorn);
-- "none": cluster-contrast per modality: two separate label spaces, no cross-modal step;
-- "oracle": the true identities as labels: the supervised upper bound of the pipeline (a diagnostic).
+- "hungarian": each modality is clustered on its own, then the clusters are matched one to one across
+  modalities by their centroids (Hungarian, or Sinkhorn);
+- "per_modality": cluster-contrast per modality: two separate label spaces, no cross-modal step;
+- "true_ids": the true identities as labels: the supervised upper bound of the pipeline (a diagnostic).
 """
 from __future__ import annotations
 
@@ -32,15 +32,15 @@ class PseudoLabels:
     num_vis_clusters: int = 0
 
 
-def compute_pseudo_labels(strategy: str, features: torch.Tensor, is_ir: np.ndarray, cluster: ClusterConfig,
+def compute_pseudo_labels(rule: str, features: torch.Tensor, is_ir: np.ndarray, cluster: ClusterConfig,
                           view_features: torch.Tensor | None = None, true_ids: np.ndarray | None = None) -> PseudoLabels:
-    """Cluster the training images' features [N, D] (and their translated views' [N, D]) by `strategy`."""
+    """Cluster the training images' features [N, D] (and their translated views' [N, D]) by `rule`."""
     modalities = np.where(is_ir, "ir", "vis")
-    if strategy == "oracle":
+    if rule == "true_ids":
         return PseudoLabels(np.unique(true_ids, return_inverse=True)[1].astype(np.int64), shared=True)
-    if strategy == "joint":
+    if rule == "mixed_modal":
         if view_features is None:
-            raise ValueError("the joint strategy needs the features of the translated views (set `translated`)")
+            raise ValueError("mixed_modal labels need the features of the translated views (set `translated`)")
         mixed = mixed_modal_features(features, view_features, is_ir, unify=cluster.unify, center=cluster.center)
         return PseudoLabels(relabel_consecutive(cluster_features(mixed, cluster, modalities)), shared=True)
     vis_labels = relabel_consecutive(cluster_features(features[~is_ir], cluster, modalities[~is_ir]))
@@ -49,12 +49,12 @@ def compute_pseudo_labels(strategy: str, features: torch.Tensor, is_ir: np.ndarr
     side_by_side = np.full(len(is_ir), -1, dtype=np.int64)
     side_by_side[~is_ir] = vis_labels
     side_by_side[is_ir] = np.where(ir_labels >= 0, ir_labels + num_vis, -1)
-    if strategy == "none":
+    if rule == "per_modality":
         return PseudoLabels(side_by_side, shared=False, num_vis_clusters=num_vis)
-    if strategy == "per_modality_hungarian":
+    if rule == "hungarian":
         joint = associate_per_modality(features, side_by_side, is_ir, method=cluster.association)
         return PseudoLabels(relabel_consecutive(joint), shared=True)
-    raise ValueError(f"unknown strategy {strategy!r}")
+    raise ValueError(f"unknown pseudo-label rule {rule!r}")
 
 
 def cluster_features(features: torch.Tensor, cluster: ClusterConfig, modalities: np.ndarray) -> np.ndarray:

@@ -1,11 +1,13 @@
 """The unsupervised ReID loop: `train_reid(config)`.
 
-Per epoch, as plain function calls: extract features (of the images and of their translated views)
--> pseudo-labels by strategy (mixed-modal clustering, per-modality + Hungarian, or per-modality only)
--> cluster memories -> train `iterations` steps -> cluster quality against the true ids -> evaluate
-every E epochs -> checkpoint. A run resumes from its last checkpoint (epoch granularity) to the same
-weights as an uninterrupted run. Under torchrun, features are gathered for clustering on rank 0, the
-labels broadcast, and rank 0 writes.
+Training runs the config's stages in order (`train.stages`: e.g. 50 epochs on per-modality clusters, then
+50 cross-modal epochs from a fresh optimiser, as ADCA / PGM / PCLHD). Per epoch, as plain function calls:
+extract flip-averaged features of the images (and of their translated views when the stage clusters them)
+-> pseudo-labels by the stage's rule -> cluster memories -> train `iterations` steps on batches of a visible
+half and an infrared half drawn independently (camera-aware P x K each) -> cluster quality against the true
+ids -> evaluate every E epochs -> checkpoint. A run resumes from its last checkpoint (epoch granularity, inside
+a stage or across a boundary) to the same weights as an uninterrupted run. Under torchrun, features are
+gathered for clustering on rank 0, the labels broadcast, and rank 0 writes.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from .checkpoint import load_checkpoint, load_module_state, require_state
 from .config import config_to_dict, save_config
 from .data import Record, TranslatedViews, open_dataset
 from .data.preload import PreloadedImages
-from .data.samplers import CrossModalitySampler
+from .data.samplers import CameraAwareSampler
 from .data.training_images import OTHER_MODALITY, TrainingImages
 from .data.transforms import build_train_transform, gpu_augment
 from .evaluation import cluster_quality, evaluate_protocol
@@ -37,13 +39,14 @@ from .pseudo_labels import PseudoLabels, compute_pseudo_labels
 from .runtime import (DistributedContext, autocast, barrier, capture_rng_state, init_distributed, make_generator,
                       progress, restore_rng_state, seed_everything, seed_worker, shutdown, to_memory_format,
                       use_channels_last)
-from .train_config import ReIDConfig
+from .train_config import AugmentConfig, ReIDConfig, ReIDTrainConfig, StageConfig
 
 logger = logging.getLogger(__name__)
 PROTOTYPES = ("centroid", "hard", "dynamic")
-# strategies whose batches carry each image's translated view (with its label) when `translated` is set: the
-# oracle takes them too, so that the upper bound trains on the same inputs as the richest strategy
-VIEW_STRATEGIES = ("joint", "oracle")
+# pseudo-label rules under which batches carry each image's translated view (with its label) when `translated` is
+# set: true_ids takes them too, so that the upper bound trains on the same inputs as the richest rule
+VIEW_LABELS = ("mixed_modal", "true_ids")
+MODALITIES = ("vis", "ir")
 
 
 @dataclass
@@ -76,10 +79,14 @@ class TrainingData:
         """The views as records of the other modality (their features come from that modality's stem)."""
         return [Record(path, r.pid, r.camid, OTHER_MODALITY[r.modality]) for r, path in zip(self.records, self.view_paths)]
 
+    def rows_of(self, modality: str) -> np.ndarray:
+        """Indices [n] of the records of one modality, in record order."""
+        return np.flatnonzero(self.is_ir if modality == "ir" else ~self.is_ir)
+
 
 @dataclass
 class RunState:
-    epoch: int = 0  # the next epoch to train
+    epoch: int = 0  # the next epoch to train (counted over all stages)
     history: list[dict] = field(default_factory=list)
 
 
@@ -90,6 +97,28 @@ def train_reid(config: ReIDConfig) -> Path:
         return _Run(config, context).train()
     finally:
         shutdown(context)
+
+
+def stage_uses_views(stage: StageConfig, has_views: bool) -> bool:
+    """Whether a stage's batches carry the translated views: under a view rule, with a view loss weighted."""
+    return has_views and stage.labels in VIEW_LABELS and (stage.view_weight > 0 or stage.cross_view_weight > 0)
+
+
+def stage_reads_views(stage: StageConfig) -> bool:
+    """Whether a stage clusters or trains on the translated views (when a run has them)."""
+    return stage.labels == "mixed_modal" or stage_uses_views(stage, True)
+
+
+def build_optimizer(model: torch.nn.Module, stage: StageConfig, previous: torch.optim.Optimizer | None = None
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.StepLR]:
+    """Adam and a step schedule for a stage (the references' optimiser); with `previous` (a stage that keeps
+    the optimiser), its moments carry over and the stage's learning rate and weight decay are set."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
+    if previous is not None:
+        optimizer.load_state_dict(previous.state_dict())
+        for group in optimizer.param_groups:
+            group.update(lr=stage.lr, initial_lr=stage.lr, weight_decay=stage.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=stage.step_size, gamma=stage.gamma)
 
 
 class _Run:
@@ -106,9 +135,7 @@ class _Run:
         self.preloaded = preload_training_images(self.data, config) if config.train.preload_images else None
         self.augment_on_device = self.augment_on_device or self.preloaded is not None
         self.model = to_memory_format(build_model_from_config(config.model).to(self.device), self.channels_last)
-        train = config.train
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=train.step_size, gamma=train.gamma)
+        self.optimizer = self.scheduler = None  # built at each stage's start (or restored)
         self.state = RunState()
 
     def train(self) -> Path:
@@ -121,12 +148,18 @@ class _Run:
         last_epoch = train.epochs if train.max_epochs is None else min(train.epochs, train.max_epochs)
         for epoch in range(self.state.epoch, last_epoch):
             started = time.perf_counter()
-            features, pseudo = self._pseudo_labels()
-            groups = build_memories(features, pseudo, self.data.is_ir, train, epoch, self.device,
-                                    seed=self.config.runtime.seed)
-            losses = self._train_epoch(trained, pseudo, groups, epoch)
+            name, stage, stage_epoch = train.stage_at(epoch)
+            if stage_epoch == 0:
+                keep = self.optimizer if not stage.restart_optimizer else None
+                self.optimizer, self.scheduler = build_optimizer(self.model, stage, keep)
+                logger.info("stage %s: %d epochs, pseudo-labels %s", name, stage.epochs, stage.labels)
+            features, pseudo = self._pseudo_labels(stage)
+            groups = build_memories(features, pseudo, self.data.is_ir, train, stage, stage_epoch, self.device,
+                                    seed=self.config.runtime.seed * 1000 + epoch)
+            losses = self._train_epoch(trained, stage, pseudo, groups, epoch, stage_epoch)
             self.scheduler.step()
-            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **losses,
+            record = {"epoch": epoch + 1, "stage": name, "stage_epoch": stage_epoch + 1,
+                      "lr": self.optimizer.param_groups[0]["lr"], **losses,
                       "cluster": self._cluster_report(pseudo), "seconds": round(time.perf_counter() - started, 1)}
             if (epoch + 1) % self.config.eval.every == 0 or epoch + 1 == last_epoch:
                 record["eval"] = self._evaluate(epoch + 1)
@@ -136,16 +169,15 @@ class _Run:
 
     # -------------------------------------------------------------------- the epoch's steps
 
-    def _pseudo_labels(self) -> tuple[torch.Tensor, PseudoLabels]:
-        """Features [N, D] of the training images (gathered over ranks) and their pseudo-labels
-        (clustered on rank 0, broadcast)."""
+    def _pseudo_labels(self, stage: StageConfig) -> tuple[torch.Tensor, PseudoLabels]:
+        """Features [N, D] of the training images (gathered over ranks) and their pseudo-labels by the stage's
+        rule (clustered on rank 0, broadcast)."""
         features = self._extract(self.data.records)
-        clusters_views = self.data.view_paths is not None and self.config.train.strategy == "joint"
-        views = self._extract(self.data.view_records) if clusters_views else None
+        views = self._extract(self.data.view_records) if stage.labels == "mixed_modal" else None
         labels = shared = num_vis = None
         if self.context.is_main:
-            pseudo = compute_pseudo_labels(self.config.train.strategy, features, self.data.is_ir,
-                                           self.config.cluster, views, np.array([r.pid for r in self.data.records]))
+            pseudo = compute_pseudo_labels(stage.labels, features, self.data.is_ir, self.config.cluster, views,
+                                           np.array([r.pid for r in self.data.records]))
             labels, shared, num_vis = torch.from_numpy(pseudo.labels), pseudo.shared, pseudo.num_vis_clusters
         if self.context.enabled:
             message = [labels, shared, num_vis]
@@ -154,11 +186,13 @@ class _Run:
         return features, PseudoLabels(labels.numpy(), shared, num_vis)
 
     def _extract(self, records: list[Record]) -> torch.Tensor:
-        """[N, D] L2-normalised features in record order; each rank extracts its share (no flip averaging)."""
+        """[N, D] clustering features in record order, as the references: the mean of the L2-normalised features
+        of each image and its flip (not normalised again), bf16 only under runtime.bf16; each rank its share."""
         rank, world = self.context.rank, self.context.world_size
         local = extract_features(self.model, records[rank::world], self.device, batch_size=self.config.eval.batch_size,
-                                 height=self.config.model.height, width=self.config.model.width, flip=False,
-                                 num_workers=self._workers(), progress=self.context.is_main, preloaded=self.preloaded)
+                                 height=self.config.model.height, width=self.config.model.width, flip=True,
+                                 normalise=False, bf16=self.config.runtime.bf16, num_workers=self._workers(),
+                                 progress=self.context.is_main, preloaded=self.preloaded)
         if not self.context.enabled:
             return local
         shares = [None] * world
@@ -168,52 +202,85 @@ class _Run:
             features[share_rank::world] = share
         return features
 
-    def _train_epoch(self, trained, pseudo: PseudoLabels, groups: list[MemoryGroup], epoch: int) -> dict:
+    def _loader(self, modality: str, labels: np.ndarray, uses_views: bool, epoch: int) -> DataLoader:
+        """One modality's half of the batches: camera-aware P x K over its images, drawn independently of the
+        other half (its own sampler stream)."""
         train, augment, model = self.config.train, self.config.augment, self.config.model
-        transforms = {m: build_train_transform(model.height, model.width, pad=augment.pad, flip=augment.flip,
-                                               erasing=augment.erasing, modality=m,
-                                               channel_augment=augment.channel_augment, gpu=self.augment_on_device)
-                      for m in ("vis", "ir")}
-        uses_views = (pseudo.shared and self.data.view_paths is not None and train.strategy in VIEW_STRATEGIES
-                      and (train.view_weight > 0 or train.cross_view_weight > 0))
-        dataset = TrainingImages(self.data.records, pseudo.labels, transforms,
-                                 self.data.view_paths if uses_views else None, self.preloaded)
-        sampler = CrossModalitySampler(pseudo.labels, np.where(self.data.is_ir, "ir", "vis"),
-                                       num_identities=train.num_identities, num_instances=train.num_instances,
-                                       iterations=train.iterations, seed=self.config.runtime.seed,
-                                       shared_labels=same_identities_in_both_halves(pseudo, self.data.is_ir,
-                                                                                    train.num_identities),
-                                       rank=self.context.rank, world_size=self.context.world_size)
+        rows = self.data.rows_of(modality)
+        records = [self.data.records[row] for row in rows]
+        views = [self.data.view_paths[row] for row in rows] if uses_views else None
+        transforms = training_transforms(augment, model.height, model.width, gpu=self.augment_on_device)
+        dataset = TrainingImages(records, labels[rows], transforms, views, self.preloaded,
+                                 exchanged_copy=augment.caj and modality == "vis" and not self.augment_on_device)
+        identities = train.num_identities if modality == "ir" else (train.vis_identities or train.num_identities)
+        sampler = CameraAwareSampler(labels[rows], [record.camid for record in records], num_identities=identities,
+                                     num_instances=train.num_instances, iterations=train.iterations,
+                                     seed=self.config.runtime.seed, stream=MODALITIES.index(modality),
+                                     rank=self.context.rank, world_size=self.context.world_size)
         sampler.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self._workers(),
-                            worker_init_fn=seed_worker, generator=make_generator(self.config.runtime.seed + epoch),
-                            pin_memory=self.device.type == "cuda")
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=self._workers(), worker_init_fn=seed_worker,
+                          generator=make_generator(self.config.runtime.seed * 2 + MODALITIES.index(modality) + epoch),
+                          pin_memory=self.device.type == "cuda")
+
+    def _train_epoch(self, trained, stage: StageConfig, pseudo: PseudoLabels, groups: list[MemoryGroup], epoch: int,
+                     stage_epoch: int) -> dict:
+        uses_views = pseudo.shared and stage_uses_views(stage, self.data.view_paths is not None)
+        halves = [self._loader(modality, pseudo.labels, uses_views, epoch) for modality in MODALITIES]
         trained.train()
         sums: dict[str, float] = {}
-        bar = progress(loader, desc=f"epoch {epoch + 1}", total=len(sampler), disable=None if self.context.is_main else True)
-        for batch in bar:
-            terms = self._step(trained, batch, groups, epoch, uses_views)
+        steps = self.config.train.iterations
+        bar = progress(zip(*halves), desc=f"epoch {epoch + 1}", total=steps,
+                       disable=None if self.context.is_main else True)
+        for vis, ir in bar:
+            terms = self._step(trained, self._batch(vis, ir, uses_views), groups, stage, stage_epoch)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
-        return {f"loss_{name}": total / max(len(sampler), 1) for name, total in sums.items()}
+        return {f"loss_{name}": total / steps for name, total in sums.items()}
 
-    def _step(self, trained, batch: dict, groups: list[MemoryGroup], epoch: int, uses_views: bool) -> dict[str, float]:
+    def _batch(self, vis: dict, ir: dict, uses_views: bool) -> dict[str, torch.Tensor]:
+        """The step's inputs on the device, augmented: images [B, 3, H, W] (visible colour copies, their
+        channel-exchanged copies under CAJ, infrared), their labels [B] and stems is_ir [B]; with the views,
+        views [V, 3, H, W] (of the visible, then of the infrared images), their stems view_is_ir [V] (the other
+        modality's) and view_rows [V], the row of `images` each view belongs to."""
+        caj = self.config.augment.caj
+        vis_images, ir_images = (batch["image"].to(self.device, non_blocking=True) for batch in (vis, ir))
+        pieces = [(self._augment(vis_images, "vis"), vis["label"], False)]
+        if caj:
+            exchanged = vis["exchanged"].to(self.device) if "exchanged" in vis else vis_images
+            pieces.append((self._augment(exchanged, "vis_exchanged"), vis["label"], False))
+        pieces.append((self._augment(ir_images, "ir"), ir["label"], True))
+        batch = _stack(pieces, self.device)
+        if uses_views:
+            views = _stack([(self._augment(vis["view"].to(self.device), "ir"), vis["label"], True),
+                            (self._augment(ir["view"].to(self.device), "vis"), ir["label"], False)], self.device)
+            num_vis = len(vis_images)
+            copies = num_vis * (2 if caj else 1)  # the infrared rows start after the visible copies
+            own_rows = torch.cat([torch.arange(num_vis), copies + torch.arange(len(ir_images))]).to(self.device)
+            batch |= {"views": views["images"], "view_is_ir": views["is_ir"], "view_rows": own_rows}
+        return batch
+
+    def _step(self, trained, batch: dict, groups: list[MemoryGroup], stage: StageConfig,
+              stage_epoch: int) -> dict[str, float]:
         """One optimiser step on a batch (and its views), then the explicit memory update."""
-        labels, is_ir = batch["label"].to(self.device), batch["is_ir"].to(self.device)
-        images = self._on_device(batch["image"], is_ir)
+        images, labels, is_ir = batch["images"], batch["labels"], batch["is_ir"]
+        views = batch.get("views")
         inputs, stems = images, is_ir
-        if uses_views:
-            inputs, stems = torch.cat([images, self._on_device(batch["view"], ~is_ir)]), torch.cat([is_ir, ~is_ir])
+        if views is not None:
+            inputs, stems = torch.cat([images, views]), torch.cat([is_ir, batch["view_is_ir"]])
         with autocast(self.device, self.config.runtime.bf16):
-            outputs = trained(inputs, stems)["features"].float()
+            outputs = trained(to_memory_format(inputs, self.channels_last), stems)["features"].float()
         features = torch.nn.functional.normalize(outputs, dim=1)
-        own, view = features[: len(images)], features[len(images):] if uses_views else None
+        own = features[: len(images)]
         train = self.config.train
-        terms = {"cluster": memory_loss(groups, own, labels, is_ir, epoch, train)}
-        if uses_views:
-            terms["view"] = train.view_weight * memory_loss(groups, view, labels, ~is_ir, epoch, train)
-            terms["cross_view"] = train.cross_view_weight * cross_view_nce(own, view, train.temperature)
+        terms = {"cluster": memory_loss(groups, own, labels, is_ir, stage, stage_epoch)}
+        if views is not None:
+            view = features[len(images):]
+            # a view carries its image's label, in its image's label space (views are used in shared spaces only)
+            terms["view"] = stage.view_weight * memory_loss(groups, view, labels[batch["view_rows"]],
+                                                            is_ir[batch["view_rows"]], stage, stage_epoch)
+            terms["cross_view"] = stage.cross_view_weight * cross_view_nce(
+                own[batch["view_rows"]], view, train.temperature, labels=labels[batch["view_rows"]])
         self.optimizer.zero_grad(set_to_none=True)
         sum(terms.values()).backward()
         self.optimizer.step()
@@ -224,14 +291,14 @@ class _Run:
         """Loader workers: none for preloaded images (serving them costs less than a worker's start and IPC)."""
         return 0 if self.preloaded is not None else self.config.runtime.workers
 
-    def _on_device(self, images: torch.Tensor, is_ir: torch.Tensor) -> torch.Tensor:
-        """Move a batch to the device; on CUDA the random augmentation runs there, on the whole batch."""
-        images = images.to(self.device, non_blocking=True)
-        if self.augment_on_device:
-            augment = self.config.augment
-            images = gpu_augment(images, pad=augment.pad, flip=augment.flip, erasing=augment.erasing,
-                                 channel_augment=augment.channel_augment, is_ir=is_ir)
-        return to_memory_format(images, self.channels_last)
+    def _augment(self, images: torch.Tensor, kind: str) -> torch.Tensor:
+        """A batch [B, 3, H, W] already on the device; when augmenting on the device, the random augmentation of
+        its kind (`training_augmentations`) runs here on the whole batch, else the workers did it."""
+        if not self.augment_on_device:
+            return images
+        augment = self.config.augment
+        return gpu_augment(images, pad=augment.pad, flip=augment.flip, erasing=augment.erasing,
+                           **training_augmentations(augment)[kind])
 
     def _gathered(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
         """The batch of every rank (in rank order), so each rank's memories get the same updates."""
@@ -287,11 +354,14 @@ class _Run:
         path = self.checkpoint_path
         checkpoint = load_checkpoint(path, kind="reid")
         load_module_state(self.model, require_state(checkpoint, "model", path), name="model", path=path)
-        self.optimizer.load_state_dict(require_state(checkpoint, "optimizer", path))
-        self.scheduler.load_state_dict(require_state(checkpoint, "scheduler", path))
-        restore_rng_state(require_state(checkpoint, "rng", path))
         self.state = RunState(int(require_state(checkpoint, "epoch", path)),
                               json.loads(require_state(checkpoint, "history", path)))
+        if self.state.epoch > 0:  # the optimiser of the stage the last finished epoch belongs to
+            _, stage, _ = self.config.train.stage_at(min(self.state.epoch, self.config.train.epochs) - 1)
+            self.optimizer, self.scheduler = build_optimizer(self.model, stage)
+            self.optimizer.load_state_dict(require_state(checkpoint, "optimizer", path))
+            self.scheduler.load_state_dict(require_state(checkpoint, "scheduler", path))
+        restore_rng_state(require_state(checkpoint, "rng", path))
         logger.info("resumed from %s after epoch %d", path, self.state.epoch)
 
 
@@ -305,9 +375,12 @@ def load_training_data(config: ReIDConfig, context: DistributedContext) -> Train
     records, view_paths = dataset.train, None
     if config.translated:
         records, view_paths = TranslatedViews(config.translated, dataset.root).pair(records)
-    elif config.train.strategy == "joint":
-        raise ValueError("train.strategy=joint needs the translated views: set translated=<OUT of vi-translate "
-                         "translate>, or choose train.strategy=none / per_modality_hungarian")
+    else:
+        clustered = [name for name, stage in config.train.stages.items()
+                     if stage.labels == "mixed_modal" and stage.epochs > 0]
+        if clustered:
+            raise ValueError(f"train.stages.{clustered[0]}.labels=mixed_modal clusters the translated views: set "
+                             f"translated=<OUT of vi-translate translate>, or choose labels per_modality / hungarian")
     is_ir = np.array([record.modality == "ir" for record in records])
     return TrainingData(records, view_paths, is_ir, dataset)
 
@@ -318,25 +391,37 @@ def preload_training_images(data: TrainingData, config: ReIDConfig) -> Preloaded
     return PreloadedImages(paths, config.model.height, config.model.width)
 
 
-def same_identities_in_both_halves(pseudo: PseudoLabels, is_ir: np.ndarray, num_identities: int) -> bool:
-    """Whether batches draw the same P pseudo-identities for their visible and infrared halves: in a shared
-    label space with at least P clusters holding both modalities; otherwise each half draws its own."""
-    if not pseudo.shared:
-        return False
-    labels = pseudo.labels
-    mixed = np.intersect1d(labels[(labels >= 0) & ~is_ir], labels[(labels >= 0) & is_ir])
-    if len(mixed) < num_identities:
-        logger.info("%d clusters hold both modalities (fewer than %d identities per batch): each half of a batch "
-                    "draws its own identities", len(mixed), num_identities)
-        return False
-    return True
+def training_transforms(augment: AugmentConfig, height: int, width: int, gpu: bool = False) -> dict[str, object]:
+    """kind -> PIL image to augmented tensor [3, H, W], for the loader workers. Kinds: "vis" (a visible image's
+    colour copy, and an infrared image's translated view), "vis_exchanged" (CAJ's channel-exchanged copy) and
+    "ir" (infrared images and the views of visible images). gpu: resize and normalise only (`_augment` does the
+    rest on whole batches)."""
+    return {kind: build_train_transform(height, width, pad=augment.pad, flip=augment.flip, erasing=augment.erasing,
+                                        gpu=gpu, **options)
+            for kind, options in training_augmentations(augment).items()}
 
 
-def build_memories(features: torch.Tensor, pseudo: PseudoLabels, is_ir: np.ndarray, train, epoch: int,
-                   device: torch.device, seed: int) -> list[MemoryGroup]:
-    """One memory group over the shared label space, or one per modality; hard and dynamic prototypes
-    from `train.hard_dynamic_from` on (PCLHD's progressive schedule)."""
-    kinds = PROTOTYPES if epoch >= train.hard_dynamic_from else ("centroid",)
+def training_augmentations(augment: AugmentConfig) -> dict[str, dict]:
+    """kind -> the channel operation and colour jitter of its augmentation, as ADCA / PGM / PCLHD: the exchanged
+    copy gets ChannelExchange(gray=2) (after PGM's colour jitter), infrared ChannelAdapGray(0.5), under CAJ."""
+    return {"vis": {"channel_op": None, "color_jitter": 0.0},
+            "vis_exchanged": {"channel_op": "exchange", "color_jitter": augment.color_jitter},
+            "ir": {"channel_op": "adaptive_grey" if augment.caj else None, "color_jitter": 0.0}}
+
+
+def _stack(pieces: list[tuple[torch.Tensor, torch.Tensor, bool]], device: torch.device) -> dict[str, torch.Tensor]:
+    """(images [b, 3, H, W], labels [b], is_ir) pieces -> {"images" [B, 3, H, W], "labels" [B], "is_ir" [B]}."""
+    return {"images": torch.cat([images for images, _, _ in pieces]),
+            "labels": torch.cat([labels for _, labels, _ in pieces]).to(device),
+            "is_ir": torch.cat([torch.full((len(labels),), flag, dtype=torch.bool) for _, labels, flag in pieces]
+                               ).to(device)}
+
+
+def build_memories(features: torch.Tensor, pseudo: PseudoLabels, is_ir: np.ndarray, train: ReIDTrainConfig,
+                   stage: StageConfig, stage_epoch: int, device: torch.device, seed: int) -> list[MemoryGroup]:
+    """One memory group over the shared label space, or one per modality; hard and dynamic prototypes from
+    the stage's `hard_dynamic_from` on (PCLHD's progressive schedule)."""
+    kinds = PROTOTYPES if uses_hard_dynamic(stage, stage_epoch) else ("centroid",)
     labels = torch.from_numpy(pseudo.labels)
     is_ir = torch.from_numpy(is_ir)
     if pseudo.shared:
@@ -348,23 +433,28 @@ def build_memories(features: torch.Tensor, pseudo: PseudoLabels, is_ir: np.ndarr
         group_labels = torch.where(labels[rows] >= 0, labels[rows] - offset, -1)
         memories = {kind: ClusterMemory.from_features(features[rows], group_labels, prototype=kind,
                                                       temperature=train.temperature, momentum=train.momentum,
-                                                      generator=make_generator(seed * 1000 + epoch)).to(device)
+                                                      generator=make_generator(seed)).to(device)
                     for kind in kinds}
         groups.append(MemoryGroup(memories, modality, offset))
     return groups
 
 
+def uses_hard_dynamic(stage: StageConfig, stage_epoch: int) -> bool:
+    return stage.hard_dynamic_from is not None and stage_epoch >= stage.hard_dynamic_from
+
+
 def memory_loss(groups: list[MemoryGroup], features: torch.Tensor, labels: torch.Tensor, is_ir: torch.Tensor,
-                epoch: int, train) -> torch.Tensor:
+                stage: StageConfig, stage_epoch: int) -> torch.Tensor:
     """Cluster NCE of features [B, D] against each group's prototypes, with PCLHD's progressive weighting."""
     total = features.new_zeros(())
+    start = stage.hard_dynamic_from if uses_hard_dynamic(stage, stage_epoch) else stage_epoch + 1
     for group in groups:
         rows = group.rows(labels, is_ir)
         group_labels = labels[rows] - group.offset
         losses = {kind: memory.loss(features[rows], group_labels) for kind, memory in group.memories.items()}
         total = total + progressive_prototype_loss(losses["centroid"], losses.get("hard"), losses.get("dynamic"),
-                                                   epoch=epoch, start_epoch=train.hard_dynamic_from,
-                                                   weight=train.hard_dynamic_weight)
+                                                   epoch=stage_epoch, start_epoch=start,
+                                                   weight=stage.hard_dynamic_weight)
     return total
 
 

@@ -4,21 +4,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .config import DataConfig, ModelConfig, RuntimeConfig, check_choice, check_positive
+from .config import ConfigError, DataConfig, ModelConfig, RuntimeConfig, check_choice, check_positive
 
-STRATEGIES = ("joint", "per_modality_hungarian", "none", "oracle")
+LABELS = ("per_modality", "mixed_modal", "hungarian", "true_ids")
 UNIFY = ("vis", "ir", "both", "mean")
 
 
 @dataclass
 class AugmentConfig:
-    """Training augmentation: pad + random crop, flip, random erasing; CAJ channel augmentation."""
+    """Training augmentation: pad + random crop, flip, channel random erasing; CAJ (channel exchange, adaptive grey)."""
 
     pad: int = 10
     flip: bool = True
-    erasing: float = 0.5
-    channel_augment: bool = False  # CAJ channel exchange / adaptive grey / channel erasing
+    erasing: float = 0.5  # CAJ's ChannelRandomErasing probability
+    caj: bool = True  # CAJ as ADCA / PGM / PCLHD: every visible image is also trained as a ChannelExchange(gray=2)
+    # copy beside its colour copy (same label), infrared images get ChannelAdapGray(0.5)
+    color_jitter: float = 0.0  # PGM: ColorJitter(c, c, c, c) on the channel-exchanged copies (PGM: 0.5)
     on_device: Optional[bool] = None  # random part on the whole batch on the training device; None: on CUDA
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.color_jitter <= 0.5:
+            raise ConfigError(f"augment.color_jitter must lie in [0, 0.5] (the hue range), got {self.color_jitter}")
 
 
 @dataclass
@@ -30,9 +36,9 @@ class ClusterConfig:
     k2: int = 6
     eps: float = 0.6
     min_samples: int = 4
-    unify: str = "both"  # joint strategy: the DM2C-style mixed-modal space
-    center: bool = False  # joint strategy: centre each modality group of the mixed-modal features
-    association: str = "hungarian"  # per_modality_hungarian: hungarian | sinkhorn
+    unify: str = "both"  # mixed_modal labels: the DM2C-style mixed-modal space
+    center: bool = False  # mixed_modal labels: centre each modality group of the mixed-modal features
+    association: str = "hungarian"  # hungarian labels: hungarian | sinkhorn
 
     def __post_init__(self) -> None:
         check_choice("cluster.unify", self.unify, UNIFY)
@@ -40,31 +46,78 @@ class ClusterConfig:
 
 
 @dataclass
-class ReIDTrainConfig:
-    """The USL loop: per epoch extract -> cluster -> memory -> train `iterations` steps."""
+class StageConfig:
+    """A span of epochs with its own pseudo-labels, losses, optimiser and learning-rate schedule.
 
-    strategy: str = "joint"  # joint | per_modality_hungarian | none | oracle (true ids: the upper bound)
-    epochs: int = 50
-    iterations: int = 200  # optimiser steps per epoch
-    num_identities: int = 16  # P pseudo-identities per batch
-    num_instances: int = 16  # K images per identity and modality
+    The references (ADCA, PGM, PCLHD) train stage 1 on per-modality labels, then start stage 2 from its weights
+    with a fresh optimiser and add the cross-modal labels.
+    """
+
+    epochs: int = 50  # 0 skips the stage
+    labels: str = "per_modality"  # per_modality | mixed_modal | hungarian | true_ids (see reid.pseudo_labels)
+    restart_optimizer: bool = True  # a fresh optimiser and schedule at the stage's first epoch
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
-    step_size: int = 20  # step decay of the learning rate every `step_size` epochs
+    step_size: int = 20  # the learning rate times `gamma` every `step_size` epochs of the stage
     gamma: float = 0.1
+    view_weight: float = 0.0  # cluster NCE of the translated views, with their image's pseudo-label
+    cross_view_weight: float = 0.0  # instance NCE: an image and its translation, other clusters as negatives
+    hard_dynamic_from: Optional[int] = None  # PCLHD: epoch of the stage from which hard and dynamic prototypes join
+    hard_dynamic_weight: float = 0.5  # PCLHD's lambda
+
+    def check(self, key: str) -> None:
+        """Raise ConfigError naming `key`.<field> for a value out of range (`key`: train.stages.<name>)."""
+        check_choice(f"{key}.labels", self.labels, LABELS)
+        if self.epochs < 0:
+            raise ConfigError(f"{key}.epochs must be >= 0, got {self.epochs}")
+        check_positive(key, self, ("step_size",))
+
+
+def default_stages() -> dict[str, StageConfig]:
+    """The references' schedule: 50 epochs intra-modality, then 50 cross-modal epochs (here: mixed-modal clusters
+    over the translated views, with both view losses) from a fresh optimiser."""
+    return {"intra": StageConfig(epochs=50, labels="per_modality"),
+            "cross": StageConfig(epochs=50, labels="mixed_modal", view_weight=1.0, cross_view_weight=1.0)}
+
+
+@dataclass
+class ReIDTrainConfig:
+    """The USL loop: stages of epochs; per epoch extract -> cluster -> memory -> train `iterations` steps."""
+
+    stages: dict[str, StageConfig] = field(default_factory=default_stages)  # run in this order; records name them
+    iterations: int = 200  # optimiser steps per epoch
+    num_identities: int = 16  # P pseudo-identities in the infrared half of a batch
+    vis_identities: Optional[int] = 8  # in the visible half (None: num_identities); the references draw 8 x K
+    # visible images, each trained twice with CAJ (colour and channel-exchanged), beside 16 x K infrared images
+    num_instances: int = 16  # K images per identity, camera-aware (reid.data.samplers.CameraAwareSampler)
     temperature: float = 0.05
     momentum: float = 0.1
-    view_weight: float = 1.0  # joint: cluster NCE of the translated views (they carry the pseudo-label)
-    cross_view_weight: float = 1.0  # joint: instance NCE, an image and its translation as the positive pair
-    hard_dynamic_from: int = 10  # PCLHD: epoch from which hard and dynamic prototypes join
-    hard_dynamic_weight: float = 0.5  # PCLHD's lambda
-    max_epochs: Optional[int] = None  # stop early (quick runs)
+    max_epochs: Optional[int] = None  # stop after this many epochs in all (quick runs; rerun without it to go on)
     preload_images: bool = False  # decode + resize every training image (and view) once, keep them in memory
     # (N x 3 x H x W bytes) and augment whole batches (as augment.on_device): small datasets, small networks
 
     def __post_init__(self) -> None:
-        check_choice("train.strategy", self.strategy, STRATEGIES)
-        check_positive("train", self, ("epochs", "iterations", "num_identities", "num_instances", "step_size"))
+        check_positive("train", self, ("iterations", "num_identities", "num_instances"))
+        if self.vis_identities is not None:
+            check_positive("train", self, ("vis_identities",))
+        for name, stage in self.stages.items():
+            stage.check(f"train.stages.{name}")
+        if sum(stage.epochs for stage in self.stages.values()) < 1:
+            raise ConfigError(f"train.stages: at least one epoch is needed, got {dict(self.stages)}")
+
+    @property
+    def epochs(self) -> int:
+        """Epochs over all stages."""
+        return sum(stage.epochs for stage in self.stages.values())
+
+    def stage_at(self, epoch: int) -> tuple[str, StageConfig, int]:
+        """(name, stage, epoch within the stage) of the run's `epoch`-th epoch (0-based)."""
+        start = 0
+        for name, stage in self.stages.items():
+            if epoch < start + stage.epochs:
+                return name, stage, epoch - start
+            start += stage.epochs
+        raise ValueError(f"epoch {epoch} is past the last stage ({self.epochs} epochs in all)")
 
 
 @dataclass

@@ -69,8 +69,14 @@ def test_flip_averaging_equals_manual_computation(model, records):
     with torch.no_grad():
         plain = model(images, is_ir)["features"]
         flipped = model(torch.flip(images, dims=[3]), is_ir)["features"]
+    # the references (ADCA / PGM / PCLHD evaluators): the mean of the L2-normalised features of the image and its
+    # flip, normalised again for testing, as it is for clustering
+    mean = (F.normalize(plain, dim=1) + F.normalize(flipped, dim=1)) / 2
     features = extract_features(model, records, CPU, batch_size=5, progress=False, **SIZE)
-    torch.testing.assert_close(features, F.normalize(plain + flipped, dim=1))
+    torch.testing.assert_close(features, F.normalize(mean, dim=1))
+    for_clustering = extract_features(model, records, CPU, normalise=False, progress=False, **SIZE)
+    torch.testing.assert_close(for_clustering, mean)
+    assert (for_clustering.norm(dim=1) < 1 - 1e-4).all()  # not normalised again
     no_flip = extract_features(model, records, CPU, flip=False, progress=False, **SIZE)
     torch.testing.assert_close(no_flip, F.normalize(plain, dim=1))
     assert not torch.allclose(no_flip, features)
@@ -108,6 +114,20 @@ def test_cuda_bf16_channels_last_matches_cpu(model, records):
     cuda = extract_features(model, records, torch.device("cuda"), progress=False, **SIZE)
     assert cuda.device.type == "cpu" and cuda.dtype == torch.float32
     assert F.cosine_similarity(cpu, cuda).min() > 0.99
+    fp32 = extract_features(model, records, torch.device("cuda"), bf16=False, progress=False, **SIZE)
+    torch.testing.assert_close(fp32, cpu, atol=1e-4, rtol=1e-4)  # runtime.bf16=false: no autocast on CUDA
+
+
+def test_bf16_switch_reaches_the_autocast(model, records, monkeypatch):
+    """extract_features(bf16=...) is what runtime.bf16 controls: the flag reaches the autocast context."""
+    import reid.runtime as runtime
+
+    seen = []
+    real = runtime.autocast
+    monkeypatch.setattr(runtime, "autocast", lambda device, enabled=True: seen.append(enabled) or real(device, enabled))
+    extract_features(model, records, CPU, bf16=False, progress=False, **SIZE)
+    extract_features(model, records, CPU, progress=False, **SIZE)
+    assert seen == [False, True]
 
 
 def test_extraction_leaves_the_global_rng_alone(model, records):

@@ -88,3 +88,28 @@ def test_progressive_prototype_loss_schedule():
         progressive_prototype_loss(centroid, None, None, epoch=5, start_epoch=5, weight=0.5)
     with pytest.raises(ValueError, match="weight"):
         progressive_prototype_loss(centroid, hard, dynamic, epoch=5, start_epoch=5, weight=-1.0)
+
+
+def test_cross_view_nce_keeps_same_cluster_views_out_of_the_negatives():
+    """Transcription of the rule, one row at a time: row i's denominator holds its own view and the views of
+    images of other clusters (outliers, -1, are each their own cluster); symmetric over images and views."""
+    generator = torch.Generator().manual_seed(3)
+    features, views = torch.randn(6, 5, generator=generator), torch.randn(6, 5, generator=generator)
+    labels = torch.tensor([0, 0, 1, -1, -1, 1])
+    f, v = torch.nn.functional.normalize(features, dim=1), torch.nn.functional.normalize(views, dim=1)
+
+    def one_direction(a, b):
+        total = 0.0
+        for i in range(6):
+            keep = [j for j in range(6) if j == i or labels[j] == -1 or labels[j] != labels[i]]
+            logits = a[i] @ b[keep].T / 0.1
+            total += -(logits[keep.index(i)] - torch.logsumexp(logits, 0))
+        return total / 6
+
+    expected = (one_direction(f, v) + one_direction(v, f)) / 2
+    masked = cross_view_nce(features, views, temperature=0.1, labels=labels)
+    assert masked.item() == pytest.approx(expected.item(), rel=1e-5)
+    plain = cross_view_nce(features, views, temperature=0.1)
+    assert masked.item() < plain.item()  # fewer negatives
+    every_image_alone = cross_view_nce(features, views, temperature=0.1, labels=torch.full((6,), -1))
+    assert every_image_alone.item() == pytest.approx(plain.item(), rel=1e-6)

@@ -15,8 +15,7 @@ from reid.cli import main as vireid_main
 from reid.config import load_config
 from reid.data import load_dataset, make_synthetic_sysu
 from reid.data.translated import SUMMARY_NAME, ManifestEntry, append_manifest, output_relpath
-from reid.pseudo_labels import PseudoLabels
-from reid.train import same_identities_in_both_halves, train_reid
+from reid.train import train_reid
 from reid.train_config import ReIDConfig
 
 
@@ -42,13 +41,19 @@ def data(tmp_path_factory):
     return root, translated
 
 
-def tiny_reid_config(root: Path, translated: Path | None, out: Path, **train) -> dict:
+def tiny_reid_config(root: Path, translated: Path | None, out: Path, *, intra: dict | None = None,
+                     cross: dict | None = None, **train) -> dict:
+    """Two stages: `intra` (1 epoch on per-modality clusters) and `cross` (1 epoch, mixed-modal clusters with
+    both view losses and PCLHD's prototypes from its first epoch), each updated by the given dicts."""
+    stages = {"intra": {"epochs": 1, "labels": "per_modality", "lr": 1e-3, **(intra or {})},
+              "cross": {"epochs": 1, "labels": "mixed_modal", "lr": 1e-3, "view_weight": 1.0,
+                        "cross_view_weight": 1.0, "hard_dynamic_from": 0, **(cross or {})}}
     return {"data": {"name": "synthetic", "root": str(root)},
             "translated": str(translated) if translated else None,
             "model": {"arch": "tiny", "height": 32, "width": 16},
             "cluster": {"k1": 6, "k2": 2, "eps": 0.6, "min_samples": 2},
-            "train": {"strategy": "joint", "epochs": 2, "iterations": 3, "num_identities": 2, "num_instances": 2,
-                      "hard_dynamic_from": 1, **train},
+            "train": {"iterations": 3, "num_identities": 2, "vis_identities": 1, "num_instances": 2,
+                      "stages": stages, **train},
             "eval": {"every": 2, "trials": 2, "batch_size": 16},
             "runtime": {"device": "cpu", "workers": 0, "seed": 3},
             "output_dir": str(out)}
@@ -59,17 +64,22 @@ def build(data: dict, path: Path) -> ReIDConfig:
     return load_config(ReIDConfig, path)
 
 
-def test_two_epoch_joint_run_writes_checkpoint_metrics_and_evaluation(data, tmp_path):
+def history(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_stage_joint_run_writes_checkpoint_metrics_and_evaluation(data, tmp_path):
     root, translated = data
     out = tmp_path / "run"
     checkpoint = train_reid(build(tiny_reid_config(root, translated, out), tmp_path / "c.yaml"))
     assert checkpoint == out / "checkpoints" / "last.pt"
     saved = load_checkpoint(checkpoint, kind="reid")
     assert saved["step"] == 2 and saved["config"]["model"]["arch"] == "tiny"
-    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [line["epoch"] for line in lines] == [1, 2]
+    lines = history(out)
+    assert [(line["epoch"], line["stage"], line["stage_epoch"]) for line in lines] == [(1, "intra", 1), (2, "cross", 1)]
+    assert "loss_view" not in lines[0] and lines[0]["cluster"]["mixed_clusters"] == 0  # per-modality labels
     for key in ("loss_cluster", "loss_view", "loss_cross_view"):
-        assert np.isfinite(lines[0][key])
+        assert np.isfinite(lines[1][key])
     assert {"ari", "nmi", "pairwise_f", "mixed_share", "num_clusters"} <= set(lines[0]["cluster"])
     assert "eval" not in lines[0] and set(lines[1]["eval"]) == {"all-single", "all-multi", "indoor-single", "indoor-multi"}
     assert 0 < lines[1]["eval"]["all-single"]["R20"] <= 1
@@ -79,47 +89,95 @@ def test_two_epoch_joint_run_writes_checkpoint_metrics_and_evaluation(data, tmp_
                         "--trials", "1", "--workers", "0", "--settings", "all-single", "--out", str(tmp_path / "e.json")]) == 0
 
 
-def test_resume_reaches_the_uninterrupted_weights(data, tmp_path):
+def test_each_stage_starts_its_own_optimiser_and_schedule(data, tmp_path):
+    """restart_optimizer: the cross stage starts from its own learning rate with fresh Adam moments; without it
+    the moments carry over (Adam's step count goes on) and only the learning rate is the stage's."""
     root, translated = data
-    straight = train_reid(build(tiny_reid_config(root, translated, tmp_path / "straight"), tmp_path / "a.yaml"))
-    train_reid(build(tiny_reid_config(root, translated, tmp_path / "split", max_epochs=1), tmp_path / "b.yaml"))
-    resumed = train_reid(build(tiny_reid_config(root, translated, tmp_path / "split"), tmp_path / "c.yaml"))
+    steps = {}
+    for restart in (True, False):
+        out = tmp_path / f"restart_{restart}"
+        config = tiny_reid_config(root, translated, out, intra={"lr": 1e-3, "step_size": 1, "gamma": 0.1},
+                                  cross={"lr": 2e-3, "step_size": 5, "restart_optimizer": restart})
+        checkpoint = train_reid(build(config, tmp_path / f"{restart}.yaml"))
+        assert [line["lr"] for line in history(out)] == pytest.approx([1e-4, 2e-3])
+        state = load_checkpoint(checkpoint)["state"]["optimizer"]["state"]
+        steps[restart] = int(next(iter(state.values()))["step"])
+    assert steps == {True: 3, False: 6}  # 3 iterations an epoch
+
+
+@pytest.mark.parametrize("stop", [1, 2, 3], ids=["inside_stage_1", "at_the_boundary", "inside_stage_2"])
+def test_resume_reaches_the_uninterrupted_weights(data, tmp_path, stop):
+    """Two stages of two epochs: a run stopped after `stop` epochs and resumed ends with the weights, memory
+    losses and optimiser state of the uninterrupted run."""
+    root, translated = data
+    stages = {"intra": {"epochs": 2}, "cross": {"epochs": 2, "hard_dynamic_from": 1}}
+    straight = train_reid(build(tiny_reid_config(root, translated, tmp_path / "straight", **stages), tmp_path / "a.yaml"))
+    train_reid(build(tiny_reid_config(root, translated, tmp_path / "split", max_epochs=stop, **stages), tmp_path / "b.yaml"))
+    assert len(history(tmp_path / "split")) == stop
+    resumed = train_reid(build(tiny_reid_config(root, translated, tmp_path / "split", **stages), tmp_path / "c.yaml"))
     a, b = load_checkpoint(straight)["state"], load_checkpoint(resumed)["state"]
     different = [k for k in a["model"] if not torch.equal(a["model"][k], b["model"][k])]
     assert not different, different[:3]
-    assert json.loads(b["history"])[1]["loss_cluster"] == json.loads(a["history"])[1]["loss_cluster"]
+    for epoch_a, epoch_b in zip(json.loads(a["history"]), json.loads(b["history"])):
+        assert (epoch_b["stage"], epoch_b["loss_cluster"], epoch_b.get("loss_view")) == \
+            (epoch_a["stage"], epoch_a["loss_cluster"], epoch_a.get("loss_view"))
+    assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
 
 
-@pytest.mark.parametrize("strategy", ["none", "per_modality_hungarian"])
-def test_baselines_run_without_translated_views(data, tmp_path, strategy):
+@pytest.mark.parametrize("labels", ["per_modality", "hungarian"])
+def test_baselines_run_without_translated_views(data, tmp_path, labels):
     root, _ = data
-    config = build(tiny_reid_config(root, None, tmp_path / strategy, strategy=strategy, epochs=1), tmp_path / "c.yaml")
+    config = build(tiny_reid_config(root, None, tmp_path / labels, cross={"labels": labels}), tmp_path / "c.yaml")
     train_reid(config)
-    line = json.loads((tmp_path / strategy / "metrics.jsonl").read_text())
+    line = history(tmp_path / labels)[-1]
     assert "loss_view" not in line and np.isfinite(line["loss_cluster"])
-    if strategy == "none":
+    if labels == "per_modality":
         assert line["cluster"]["mixed_clusters"] == 0  # two separate label spaces
 
 
-def test_joint_without_translated_views_is_a_clear_error(data, tmp_path, capsys):
+def test_mixed_modal_labels_without_translated_views_are_a_clear_error(data, tmp_path, capsys):
     root, _ = data
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_reid_config(root, None, tmp_path / "run")))
     assert vireid_main(["train", str(tmp_path / "c.yaml")]) == 2
-    assert "joint needs the translated views" in capsys.readouterr().err
-    assert vireid_main(["train", str(tmp_path / "c.yaml"), "train.strategy=mixed"]) == 2
-    assert "train.strategy" in capsys.readouterr().err
+    assert "train.stages.cross.labels=mixed_modal clusters the translated views" in capsys.readouterr().err
+    assert vireid_main(["train", str(tmp_path / "c.yaml"), "train.stages.cross.labels=mixed"]) == 2
+    assert "train.stages.cross.labels" in capsys.readouterr().err
 
 
-def test_batches_share_identities_only_with_enough_mixed_clusters():
-    is_ir = np.array([False, False, True, True, False, True])
-    mixed = PseudoLabels(np.array([0, 1, 0, 1, 2, 3]), shared=True)
-    assert same_identities_in_both_halves(mixed, is_ir, num_identities=2)
-    assert not same_identities_in_both_halves(mixed, is_ir, num_identities=3)  # only 2 clusters hold both
-    assert not same_identities_in_both_halves(PseudoLabels(mixed.labels, shared=False, num_vis_clusters=3), is_ir, 1)
+def record_forward_inputs(monkeypatch) -> list[tuple[int, int]]:
+    """Patch the tiny network's forward to record (visible-stem rows, infrared-stem rows) of every call."""
+    from reid.models.two_stream import TwoStreamNet
+
+    seen = []
+    original = TwoStreamNet.forward
+
+    def forward(self, images, is_ir):
+        if self.training:
+            seen.append((int((~is_ir).sum()), int(is_ir.sum())))
+        return original(self, images, is_ir)
+
+    monkeypatch.setattr(TwoStreamNet, "forward", forward)
+    return seen
+
+
+@pytest.mark.parametrize("caj", [True, False])
+def test_batches_hold_independent_halves_and_caj_copies(data, tmp_path, monkeypatch, caj):
+    """A step trains vis_identities x K visible images, under CAJ twice (colour and channel-exchanged copy),
+    and num_identities x K infrared images; in the cross stage each with its translated view."""
+    root, translated = data
+    seen = record_forward_inputs(monkeypatch)
+    config = tiny_reid_config(root, translated, tmp_path / "run", num_identities=3, vis_identities=2)
+    config["augment"] = {"caj": caj}
+    train_reid(build(config, tmp_path / "c.yaml"))
+    vis, ir = 2 * 2 * (2 if caj else 1), 3 * 2  # K = 2
+    assert seen == [(vis, ir)] * 3 + [(vis + ir, ir + 2 * 2)] * 3  # views: of the infrared (visible stem) and
+    # of the colour visible images (infrared stem)
 
 
 def test_batch_augmentation_on_the_training_device(data, tmp_path, monkeypatch):
-    """The CUDA path (random augmentation on the whole batch, workers only resize) forced on the CPU."""
+    """The CUDA path (random augmentation on the whole batch, workers only resize) forced on the CPU: the
+    colour copies get no channel op, the exchanged copies ChannelExchange, infrared (and the views of visible
+    images) adaptive grey, the views of infrared images the colour copies' augmentation."""
     import reid.train
 
     root, translated = data
@@ -127,36 +185,50 @@ def test_batch_augmentation_on_the_training_device(data, tmp_path, monkeypatch):
     original = reid.train.gpu_augment
 
     def counted(images, **kwargs):
-        calls.append((images.shape, kwargs["is_ir"].clone(), kwargs["channel_augment"]))
+        calls.append((images.shape[0], kwargs["channel_op"], kwargs["color_jitter"]))
         return original(images, **kwargs)
 
     monkeypatch.setattr(reid.train, "gpu_augment", counted)
-    data_config = tiny_reid_config(root, translated, tmp_path / "run", epochs=1)
-    data_config["augment"] = {"on_device": True, "channel_augment": True}
-    train_reid(build(data_config, tmp_path / "c.yaml"))
-    assert len(calls) == 2 * 3  # images and views, 3 iterations
-    shape, is_ir, channel = calls[0]
-    assert shape[1:] == (3, 32, 16) and channel and is_ir.any() and (~is_ir).any()
-    assert torch.equal(calls[1][1], ~calls[0][1])  # the views go through the other modality's augmentation
-    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
-    assert np.isfinite(line["loss_cluster"])
+    config = tiny_reid_config(root, translated, tmp_path / "run")
+    config["augment"] = {"on_device": True, "caj": True, "color_jitter": 0.5}
+    train_reid(build(config, tmp_path / "c.yaml"))
+    intra = [(2, None, 0.0), (2, "exchange", 0.5), (4, "adaptive_grey", 0.0)]
+    assert calls == intra * 3 + (intra + [(2, "adaptive_grey", 0.0), (4, None, 0.0)]) * 3
+    assert np.isfinite(history(tmp_path / "run")[-1]["loss_cluster"])
 
 
 def test_the_upper_bound_trains_on_the_translated_views_as_joint_does(data, tmp_path):
-    """oracle with `translated`: true ids, and the views in its batches with the view losses; with both view
+    """true_ids with `translated`: true ids, and the views in its batches with the view losses; with both view
     weights at 0 (or no `translated`) the views are not loaded at all."""
     root, translated = data
     lines = {}
+    true_ids = {"intra": {"labels": "true_ids", "epochs": 0}}
     for name, path, weights in (("views", translated, {}), ("labels_only", None, {}),
                                 ("weights_off", translated, {"view_weight": 0.0, "cross_view_weight": 0.0})):
-        config = tiny_reid_config(root, path, tmp_path / name, strategy="oracle", epochs=1, **weights)
+        config = tiny_reid_config(root, path, tmp_path / name, cross={"labels": "true_ids", **weights}, **true_ids)
         train_reid(build(config, tmp_path / f"{name}.yaml"))
-        lines[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text())
+        lines[name] = history(tmp_path / name)[0]
     assert np.isfinite(lines["views"]["loss_view"]) and np.isfinite(lines["views"]["loss_cross_view"])
     assert lines["views"]["cluster"]["ari"] == 1.0  # the true ids
     for name in ("labels_only", "weights_off"):
         assert "loss_view" not in lines[name] and "loss_cross_view" not in lines[name]
     assert lines["weights_off"]["loss_cluster"] == lines["labels_only"]["loss_cluster"]  # same batches, same run
+
+
+def test_clustering_features_are_flip_averaged_and_follow_runtime_bf16(data, tmp_path, monkeypatch):
+    import reid.train
+
+    root, translated = data
+    calls = []
+    original = reid.train.extract_features
+    monkeypatch.setattr(reid.train, "extract_features",
+                        lambda *args, **kwargs: calls.append(kwargs) or original(*args, **kwargs))
+    monkeypatch.setattr(reid.train._Run, "_evaluate", lambda self, epoch: None)
+    config = tiny_reid_config(root, translated, tmp_path / "run")
+    config["runtime"]["bf16"] = False
+    train_reid(build(config, tmp_path / "c.yaml"))
+    assert len(calls) == 3  # the images in both stages, the views for the mixed-modal clustering
+    assert all(call["flip"] and not call["normalise"] and call["bf16"] is False for call in calls)
 
 
 def test_preloaded_images_train_a_run_of_their_own(data, tmp_path, monkeypatch):
@@ -167,14 +239,13 @@ def test_preloaded_images_train_a_run_of_their_own(data, tmp_path, monkeypatch):
     import reid.train
 
     root, translated = data
-    config = build(tiny_reid_config(root, translated, tmp_path / "run", epochs=2, preload_images=True),
-                   tmp_path / "c.yaml")
+    config = build(tiny_reid_config(root, translated, tmp_path / "run", preload_images=True), tmp_path / "c.yaml")
     reads = []
     for module in (reid.data.training_images, reid.features):
         monkeypatch.setattr(module, "read_image", lambda path, *args, _read=module.read_image:
                             reads.append(path) or _read(path, *args))
     monkeypatch.setattr(reid.train._Run, "_evaluate", lambda self, epoch: None)
     train_reid(config)
-    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    line = history(tmp_path / "run")[-1]
     assert np.isfinite(line["loss_cluster"]) and np.isfinite(line["loss_view"])
     assert reads == [], f"{len(reads)} images read from disk, e.g. {reads[:2]}"

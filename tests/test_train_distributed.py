@@ -23,8 +23,8 @@ def test_torchrun_two_processes(tmp_path):
               "model": {"arch": "tiny", "height": 32, "width": 16},
               "augment": {"pad": 2},
               "cluster": {"k1": 6, "k2": 2, "min_samples": 2},
-              "train": {"strategy": "per_modality_hungarian", "epochs": 2, "iterations": 2, "num_identities": 2,
-                        "num_instances": 2},
+              "train": {"iterations": 2, "num_identities": 2, "vis_identities": 1, "num_instances": 2,
+                        "stages": {"intra": {"epochs": 1}, "cross": {"epochs": 1, "labels": "hungarian"}}},
               "eval": {"every": 2, "trials": 1, "settings": ["all-single"]},
               "runtime": {"device": "cpu", "workers": 0, "log_level": "WARNING"},
               "output_dir": str(tmp_path / "run")}

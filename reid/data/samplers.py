@@ -1,113 +1,129 @@
-"""Cross-modality identity batch sampler: P identities x K images per modality, visible half then infrared half."""
+"""Camera-aware P x K batch sampler over ONE modality's images (the reference's RandomMultipleGallerySampler)."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-_MODALITIES = ("vis", "ir")
 
-
-def _as_labels(labels) -> np.ndarray:
-    """Sequence / array / tensor of ints -> int64 array [N]."""
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    arr = np.asarray(labels)
+def _as_labels(values, name: str = "labels") -> np.ndarray:
+    """Sequence / array / tensor of ints -> int64 array [N]; ``name`` is the argument named in errors."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional [N], got shape {arr.shape}")
+        raise ValueError(f"{name} must be one-dimensional [N], got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"labels must be integers (-1 = outlier), got dtype {arr.dtype}")
+        raise ValueError(f"{name} must be integers, got dtype {arr.dtype}")
     return arr.astype(np.int64)
 
 
-def _as_is_ir(modalities) -> np.ndarray:
-    """"vis"/"ir" strings or bools (True = infrared) -> bool array [N]."""
-    if isinstance(modalities, torch.Tensor):
-        modalities = modalities.detach().cpu().numpy()
-    arr = np.asarray(modalities)
-    if arr.ndim != 1:
-        raise ValueError(f"modalities must be one-dimensional [N], got shape {arr.shape}")
-    if arr.dtype == bool:
-        return arr
-    unknown = sorted(set(arr.tolist()) - set(_MODALITIES))
-    if unknown:
-        raise ValueError(f"modalities must be 'vis'/'ir' strings or bools (True = ir), got {unknown[:5]}")
-    return arr == "ir"
+def group_clusters(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """label -> ascending indices [n] of its images; outliers (< 0) dropped.
 
-
-def _group(labels: np.ndarray, mask: np.ndarray) -> dict[int, np.ndarray]:
-    """label -> sorted dataset indices [n] with that label among ``mask``; outliers (< 0) dropped."""
-    keep = np.flatnonzero(mask & (labels >= 0))
+    Labels are keyed in order of first appearance, like the reference's ``pids = list(pid_index.keys())``, so the
+    cluster permutation of a pass means the same thing here and there.
+    """
+    keep = np.flatnonzero(labels >= 0)
+    if keep.size == 0:
+        return {}
     order = np.argsort(labels[keep], kind="stable")
-    keep = keep[order]
-    values, starts = np.unique(labels[keep], return_index=True)
-    return {int(v): chunk for v, chunk in zip(values, np.split(keep, starts[1:]))}
+    sorted_idx = keep[order]
+    values, starts = np.unique(labels[sorted_idx], return_index=True)
+    chunks = np.split(sorted_idx, starts[1:])  # label-sorted; each chunk ascending (stable sort)
+    first_seen = np.argsort([chunk[0] for chunk in chunks], kind="stable")
+    return {int(values[c]): chunks[c] for c in first_seen}
 
 
-def _draw(rng: np.random.Generator, pool: np.ndarray, count: int) -> np.ndarray:
-    """``count`` items of ``pool``: without replacement when it has enough, else with replacement."""
-    return rng.choice(pool, size=count, replace=len(pool) < count)
+def _draw(rng: np.random.Generator, pool: np.ndarray, num_instances: int) -> np.ndarray:
+    """K-1 items of ``pool``; without replacement iff ``len(pool) >= K`` (the reference tests >= K, not >= K-1)."""
+    return rng.choice(pool, size=num_instances - 1, replace=len(pool) < num_instances)
 
 
-class CrossModalitySampler(Sampler[list[int]]):
-    """Batch sampler (``DataLoader(batch_sampler=...)``) of ``iterations`` batches of 2 * P * K dataset indices.
+def camera_aware_pass(rng: np.random.Generator, clusters: Mapping[int, np.ndarray], cameras: np.ndarray,
+                      num_instances: int) -> list[int]:
+    """One pass of the reference sampler: every cluster once, in random order, as anchor + K-1 companions.
 
-    labels: [N] ints, -1 = outlier (never sampled). modalities: [N] "vis"/"ir" or bool is_ir.
-    Each batch is [visible picks..., infrared picks...], each half P labels x K images in label order.
-    shared_labels=True: P labels among those with images of BOTH modalities, K visible and K infrared images of
-    each, so slot i and slot i + P*K carry the same label. shared_labels=False: P visible labels and P infrared
-    labels drawn independently (separate label spaces). Labels are drawn without replacement when there are at
-    least P usable ones, images without replacement when a label has at least K (else with replacement).
-    The stream is fixed by (seed, rank, epoch); call ``set_epoch`` every epoch. Under DDP each rank yields its own
-    ``iterations`` batches (``world_size`` is only validated: ranks differ through the seed mix).
+    clusters: label -> dataset indices of its images (ascending, as ``group_clusters`` gives); cameras: [N] camera of
+    every dataset index. Per cluster (in ``rng.permutation`` order): anchor = a uniform draw among its images; the
+    K-1 companions come from its images in other cameras than the anchor's when there are any, else from its other
+    images; a singleton cluster contributes the anchor alone. Random calls, in order: ``rng.permutation`` once, then
+    per cluster ``rng.integers`` (anchor) and, unless singleton, ``rng.choice`` (companions).
+    """
+    members = list(clusters.values())
+    out: list[int] = []
+    for c in rng.permutation(len(members)):
+        index = members[c]
+        anchor = int(rng.integers(len(index)))
+        out.append(int(index[anchor]))
+        cams = cameras[index]
+        other_cam = np.flatnonzero(cams != cams[anchor])
+        if other_cam.size:
+            pool = other_cam
+        else:  # the whole cluster is in the anchor's camera
+            pool = np.delete(np.arange(len(index)), anchor)
+            if pool.size == 0:  # singleton: the anchor alone
+                continue
+        out.extend(index[_draw(rng, pool, num_instances)].tolist())
+    return out
+
+
+class CameraAwareSampler(Sampler[list[int]]):
+    """Batch sampler (``DataLoader(batch_sampler=...)``) of ``iterations`` batches of P*K indices of ONE modality.
+
+    Follows ``RandomMultipleGallerySampler`` of clustercontrast/utils/data/sampler.py (cluster-contrast), the
+    sampler of ADCA ``adca_sysu_train.py`` and PGM ``train_sysu.py``. The trainer makes one sampler per modality
+    (visible and infrared DataLoaders zipped), so the two halves are independent; pass a different ``stream`` to
+    each so they draw differently.
+
+    labels: [N] ints, -1 = outlier (never sampled); cameras: [N] ints; indices yielded are positions in these.
+    One *pass* (``camera_aware_pass``):
+      1. every cluster is visited once, in a random order (a permutation);
+      2. anchor: a uniform draw among the cluster's images;
+      3. when the cluster has images in other cameras than the anchor's, K-1 of them are drawn, without replacement
+         iff there are >= K of them (the reference's test: >= K, not >= K-1), else with replacement;
+      4. otherwise K-1 of the cluster's other images, same replacement rule; a singleton cluster gives its anchor only.
+    Batches: the pass (a flat list) is cut into consecutive batches of P*K and its incomplete tail dropped, then a new
+    pass starts (the reference's DataLoader drop_last=True + IterLoader restart), until ``iterations`` batches.
+    A cluster's K images share a batch unless singletons shift the K-groups, as in the reference.
+    Deviation: a pass shorter than one batch (fewer than P clusters, or singletons) would stall the reference; here
+    consecutive passes are joined until the joined block fills a batch, and that block is cut the same way (its
+    tail dropped), so such batches repeat clusters.
+    Random draws from ``np.random.default_rng([seed, stream, rank, epoch])``; call ``set_epoch`` every epoch. Under
+    DDP each rank yields its own ``iterations`` batches (``world_size`` is only validated; ranks differ by the seed).
     """
 
-    def __init__(self, labels, modalities, *, num_identities: int = 16, num_instances: int = 16,
-                 iterations: int = 200, seed: int = 0, shared_labels: bool = True, rank: int = 0,
+    def __init__(self, labels, cameras, *, num_identities: int = 8, num_instances: int = 4,
+                 iterations: int = 200, seed: int = 0, stream: int = 0, rank: int = 0,
                  world_size: int = 1) -> None:
         super().__init__()
         self.labels = _as_labels(labels)
-        self.is_ir = _as_is_ir(modalities)
-        if len(self.labels) != len(self.is_ir):
-            raise ValueError(f"labels and modalities differ in length: {len(self.labels)} vs {len(self.is_ir)}")
+        self.cameras = _as_labels(cameras, "cameras")
+        if len(self.labels) != len(self.cameras):
+            raise ValueError(f"labels and cameras differ in length: {len(self.labels)} vs {len(self.cameras)}")
         for name, value in (("num_identities", num_identities), ("num_instances", num_instances),
                             ("iterations", iterations), ("world_size", world_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+        for name, value in (("seed", seed), ("stream", stream)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        self.num_identities, self.num_instances, self.iterations = num_identities, num_instances, iterations
-        self.seed, self.rank, self.world_size, self.epoch = int(seed), int(rank), int(world_size), 0
-        self.shared_labels = shared_labels
-        self.vis_pools = _group(self.labels, ~self.is_ir)
-        self.ir_pools = _group(self.labels, self.is_ir)
-        self.vis_labels, self.ir_labels = self._usable_labels()
-
-    def _usable_labels(self) -> tuple[np.ndarray, np.ndarray]:
-        """Label arrays the visible / infrared halves draw from; ValueError when one is empty."""
-        vis, ir = sorted(self.vis_pools), sorted(self.ir_pools)
-        if self.shared_labels:
-            mixed = np.array(sorted(set(vis) & set(ir)), dtype=np.int64)
-            if mixed.size == 0:
-                raise ValueError(
-                    f"shared_labels=True needs labels with images of both modalities, but none of the "
-                    f"{len(set(vis) | set(ir))} non-outlier labels spans visible and infrared ({len(vis)} labels "
-                    f"have visible images, {len(ir)} infrared); use shared_labels=False for per-modality label "
-                    f"spaces")
-            return mixed, mixed
-        if not vis or not ir:
-            missing = "visible" if not vis else "infrared"
-            raise ValueError(f"no usable {missing} images: every {missing} image is an outlier (-1) or absent")
-        return np.array(vis, dtype=np.int64), np.array(ir, dtype=np.int64)
+        self.num_identities, self.num_instances = int(num_identities), int(num_instances)
+        self.iterations = int(iterations)
+        self.seed, self.stream, self.rank, self.world_size = int(seed), int(stream), int(rank), int(world_size)
+        self.epoch = 0
+        self.clusters = group_clusters(self.labels)
+        if not self.clusters:
+            raise ValueError(f"no usable image: every image is an outlier (-1) ({len(self.labels)} images)")
 
     @property
     def batch_size(self) -> int:
-        """2 * P * K: indices per batch."""
-        return 2 * self.num_identities * self.num_instances
+        """P * K: indices per batch."""
+        return self.num_identities * self.num_instances
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's stream (like DistributedSampler.set_epoch)."""
@@ -118,18 +134,16 @@ class CrossModalitySampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return self.iterations
 
-    def _half(self, rng: np.random.Generator, chosen: np.ndarray, pools: dict[int, np.ndarray]) -> list[int]:
-        """P chosen labels -> P*K dataset indices, K per label in label order."""
-        picks = [_draw(rng, pools[int(label)], self.num_instances) for label in chosen]
-        return np.concatenate(picks).tolist()
-
-    def _batch(self, rng: np.random.Generator) -> list[int]:
-        p = self.num_identities
-        vis_chosen = _draw(rng, self.vis_labels, p)
-        ir_chosen = vis_chosen if self.shared_labels else _draw(rng, self.ir_labels, p)
-        return self._half(rng, vis_chosen, self.vis_pools) + self._half(rng, ir_chosen, self.ir_pools)
-
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.rank, self.epoch])
-        for _ in range(self.iterations):
-            yield self._batch(rng)
+        rng = np.random.default_rng([self.seed, self.stream, self.rank, self.epoch])
+        size, emitted, block = self.batch_size, 0, []
+        while emitted < self.iterations:
+            block += camera_aware_pass(rng, self.clusters, self.cameras, self.num_instances)
+            if len(block) < size:  # a pass shorter than a batch: join the next one
+                continue
+            for start in range(0, len(block) - size + 1, size):
+                yield block[start:start + size]
+                emitted += 1
+                if emitted == self.iterations:
+                    return
+            block = []  # the incomplete tail is dropped

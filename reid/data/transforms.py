@@ -1,29 +1,36 @@
-"""Image transforms for visible-infrared ReID: the test transform, and the training augmentations
-following CAJ (Ye et al., ICCV 2021) and ADCA. Infrared images are read as RGB (3 equal channels), like
-the community code.
+"""Image transforms for visible-infrared ReID: the test transform, and the training augmentations of the
+field's released code (CAJ, Ye et al. ICCV 2021; ADCA, yangbincv/ADCA; PGM, zesenwu23/USL-VI-ReID). Infrared
+images are read as RGB (3 equal channels), like that code.
 
 Test: resize (H, W) -> ToTensor -> Normalize(ImageNet) (:func:`build_test_transform`).
 
-CPU path (one PIL image per call, in DataLoader workers)::
+CPU path (one PIL image per call, in DataLoader workers; :func:`build_train_transform`)::
 
-    resize (H, W) -> Pad(pad) -> RandomCrop(H, W) -> RandomHorizontalFlip -> ToTensor -> Normalize(ImageNet)
-    -> ChannelRandomErasing(erasing) -> [channel augmentation]
+    resize (H, W) -> Pad(pad, black) -> RandomCrop(H, W) -> RandomHorizontalFlip(0.5)
+    -> [ColorJitter(c, c, c, c)] -> ToTensor -> Normalize(ImageNet) -> ChannelRandomErasing(erasing) -> [channel op]
 
-The community code (CAJ ``data_loader.py``, ADCA ``train_sysu.py``) runs its channel operations on the
-*normalised* tensor, after random erasing; this module keeps that order:
+The reference code builds three pipelines from these steps (ADCA/PGM ``train_sysu.py``). Which one an image gets
+is the caller's choice (``channel_op``, ``color_jitter``):
 
-* visible, channel-augmented view: ``ChannelRandomErasing(0.5)`` then ``ChannelExchange(gray=2)``;
-* infrared: ``ChannelRandomErasing(0.5)`` then ``ChannelAdapGray(probability=0.5)``.
+* visible copy A, "colour": no jitter, no channel op;
+* visible copy B, "exchanged": ``ColorJitter(0.5, 0.5, 0.5, 0.5)`` in PGM (none in ADCA), then after the erasing
+  ``ChannelExchange(gray=2)`` (``channel_op="exchange"``). Each visible image is loaded once and transformed into
+  both copies independently (own crop, flip, erasing); both are trained with the same label;
+* infrared: ``ChannelAdapGray(0.5)`` after the erasing (``channel_op="adaptive_grey"``), always on in the
+  reference code.
 
-Random erasing is CAJ's ``ChannelRandomErasing`` (Zhong et al. parameters sl=0.02, sh=0.4, r1=0.3), not
-torchvision's ``RandomErasing``: the patch is filled with constant per-channel values (the ImageNet means
-0.485/0.456/0.406, written into the already normalised tensor exactly as the community code does).
+ColorJitter acts on the PIL image after the flip and before ToTensor; the channel ops act on the *normalised*
+tensor after random erasing, as in the reference code. Random erasing is CAJ's ``ChannelRandomErasing`` (Zhong et
+al. parameters sl=0.02, sh=0.4, r1=0.3), not torchvision's ``RandomErasing``: the patch is filled with the constants
+0.4914/0.4822/0.4465 (the reference class default), written as-is into the already normalised tensor.
+The resize here is bilinear, like the test transform (the reference training transforms use bicubic).
 
 GPU path: ``build_train_transform(..., gpu=True)`` only resizes and normalises; :func:`gpu_augment` then does
-padding-crop, flip, erasing and (optionally) the channel operations on the whole batch on the device.
+padding-crop, flip, colour jitter, erasing and the channel op on the whole batch on the device, in the same order.
+Its colour jitter follows torchvision's tensor kernels on float images (the CPU path jitters uint8 PIL images).
 
 Randomness: every random op takes ``generator: torch.Generator | None``; ``None`` uses torch's global RNG, which
-``torch.manual_seed`` seeds and DataLoader reseeds per worker (torchvision's crop/flip use it too).
+``torch.manual_seed`` seeds and DataLoader reseeds per worker (torchvision's crop/flip/jitter use it too).
 """
 from __future__ import annotations
 
@@ -37,8 +44,9 @@ from torchvision import transforms as T
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
-ERASE_FILL = IMAGENET_MEAN  # CAJ: ChannelRandomErasing(mean=...) values, written after normalisation
-_MODALITIES = ("vis", "ir")
+ERASE_FILL = (0.4914, 0.4822, 0.4465)  # reference ChannelRandomErasing default mean, written after normalisation
+CHANNEL_OPS = ("exchange", "adaptive_grey")  # ChannelExchange(gray=2), ChannelAdapGray(0.5)
+MAX_COLOR_JITTER = 0.5  # torchvision's limit on the hue factor, used for all four ColorJitter strengths
 
 
 def build_test_transform(height: int = 288, width: int = 144) -> Callable[[Image.Image], torch.Tensor]:
@@ -140,8 +148,8 @@ class ChannelRandomErasing:
 
     Zhong et al. sampling as in CAJ: up to 100 tries of area fraction U(sl, sh) and aspect ratio U(r1, 1/r1);
     h = round(sqrt(area * ratio)), w = round(sqrt(area / ratio)); the first try with h < H and w < W is placed
-    uniformly. ``mean`` defaults to the ImageNet means (CAJ's class default is the CIFAR means 0.4914/0.4822/0.4465,
-    numerically almost the same). Tensor [C, H, W] (C = 1 or 3) in, new tensor out.
+    uniformly. ``mean`` defaults to the reference class default 0.4914/0.4822/0.4465 (:data:`ERASE_FILL`), written
+    as-is into the (normalised) tensor. Tensor [C, H, W] (C = 1 or 3) in, new tensor out.
     """
 
     def __init__(self, probability: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3,
@@ -189,51 +197,61 @@ class ChannelRandomErasing:
 # ---------------------------------------------------------------- CPU pipeline
 
 
-def _check_train_args(height: int, width: int, pad: int, erasing: float, modality: str) -> None:
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive, got height={height} width={width}")
+def _check_augment_args(pad: int, erasing: float, channel_op: str | None, color_jitter: float) -> None:
+    """ValueError unless pad >= 0, erasing in [0, 1], channel_op in CHANNEL_OPS or None, color_jitter in [0, 0.5]."""
     if pad < 0:
         raise ValueError(f"pad must be >= 0, got {pad}")
     if not 0.0 <= erasing <= 1.0:
         raise ValueError(f"erasing probability must be in [0, 1], got {erasing}")
-    if modality not in _MODALITIES:
-        raise ValueError(f"modality must be one of {_MODALITIES}, got {modality!r}")
+    if channel_op is not None and channel_op not in CHANNEL_OPS:
+        raise ValueError(f"channel_op must be None or one of {CHANNEL_OPS}, got {channel_op!r}")
+    if not 0.0 <= color_jitter <= MAX_COLOR_JITTER:
+        raise ValueError(f"color_jitter must be in [0, {MAX_COLOR_JITTER}] (it is also the hue factor), "
+                         f"got {color_jitter}")
 
 
-def channel_augmentation(modality: str, generator: torch.Generator | None = None) -> Callable:
-    """CAJ's channel op for a modality: "vis" -> ChannelExchange(gray=2), "ir" -> ChannelAdapGray(0.5)."""
-    if modality not in _MODALITIES:
-        raise ValueError(f"modality must be one of {_MODALITIES}, got {modality!r}")
-    if modality == "vis":
+def channel_operation(name: str, generator: torch.Generator | None = None) -> Callable:
+    """The reference channel op called ``name``: "exchange" -> ChannelExchange(gray=2) (visible copy B),
+    "adaptive_grey" -> ChannelAdapGray(0.5) (infrared). Both map a normalised tensor [3, H, W] to [3, H, W]."""
+    if name == "exchange":
         return ChannelExchange(gray=2, generator=generator)
-    return ChannelAdapGray(probability=0.5, generator=generator)
+    if name == "adaptive_grey":
+        return ChannelAdapGray(probability=0.5, generator=generator)
+    raise ValueError(f"channel op must be one of {CHANNEL_OPS}, got {name!r}")
 
 
 def build_train_transform(height: int = 288, width: int = 144, *, pad: int = 10, flip: bool = True,
-                          erasing: float = 0.5, channel_augment: bool = False, modality: str = "vis",
+                          erasing: float = 0.5, channel_op: str | None = None, color_jitter: float = 0.0,
                           gpu: bool = False) -> Callable[[Image.Image], torch.Tensor]:
     """PIL image -> float tensor [3, height, width], ImageNet-normalised, randomly augmented.
 
     Steps: bilinear resize (as the test transform), ``Pad(pad)`` with black, ``RandomCrop``, horizontal flip
-    (p=0.5, if ``flip``), ToTensor, Normalize, ``ChannelRandomErasing(erasing)`` (skipped at 0), then, when
-    ``channel_augment``, CAJ's channel op of ``modality`` (see :func:`channel_augmentation`); the CAJ/ADCA
-    infrared transform always has ``ChannelAdapGray``, here it is behind ``channel_augment`` for both modalities.
-    ``gpu=True``: resize + ToTensor + Normalize only; every random step (pad, flip, erasing, channel ops) is
-    then :func:`gpu_augment`'s job and these arguments are not used here.
+    (p=0.5, if ``flip``), ``T.ColorJitter(c, c, c, c)`` with c = ``color_jitter`` (if > 0; on the PIL image, as PGM),
+    ToTensor, Normalize, ``ChannelRandomErasing(erasing)`` (skipped at 0), then the channel op ``channel_op``
+    (see :func:`channel_operation`; None: none). The reference pipelines: visible colour copy
+    ``channel_op=None``; visible exchanged copy ``channel_op="exchange"`` (PGM: ``color_jitter=0.5``); infrared
+    ``channel_op="adaptive_grey"``.
+    ``gpu=True``: resize + ToTensor + Normalize only; every random step (pad, flip, jitter, erasing, channel op) is
+    then :func:`gpu_augment`'s job and these arguments are only validated here.
     """
-    _check_train_args(height, width, pad, erasing, modality)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got height={height} width={width}")
+    _check_augment_args(pad, erasing, channel_op, color_jitter)
     steps: list[Callable] = [T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR)]
     if not gpu:
         if pad > 0:
             steps += [T.Pad(pad, fill=0), T.RandomCrop((height, width))]
         if flip:
             steps.append(T.RandomHorizontalFlip(p=0.5))
+        if color_jitter > 0:
+            c = color_jitter
+            steps.append(T.ColorJitter(brightness=c, contrast=c, saturation=c, hue=c))
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     if not gpu:
         if erasing > 0:
             steps.append(ChannelRandomErasing(probability=erasing))
-        if channel_augment:
-            steps.append(channel_augmentation(modality))
+        if channel_op is not None:
+            steps.append(channel_operation(channel_op))
     return T.Compose(steps)
 
 
@@ -246,11 +264,17 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: tor
     return torch.rand(shape, generator=generator, device=source).to(device)
 
 
+def _imagenet_stats(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet (mean, std), each [1, 3, 1, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device, dtype=dtype).view(1, 3, 1, 1)
+    return mean, std
+
+
 def _black(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """[3] value of a black pixel after ImageNet normalisation (what torchvision's Pad(fill=0) gives)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype)
-    std = torch.tensor(IMAGENET_STD, device=device, dtype=dtype)
-    return -mean / std
+    mean, std = _imagenet_stats(device, dtype)
+    return (-mean / std).view(3)
 
 
 def _pad_crop_flip(images: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None) -> torch.Tensor:
@@ -297,31 +321,157 @@ def _erase_boxes(b: int, h: int, w: int, p: float, generator: torch.Generator | 
     return (inside & apply.view(b, 1, 1)).unsqueeze(1)
 
 
-def _channel_ops(images: torch.Tensor, is_ir: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Batched CAJ channel ops: visible rows ChannelExchange(gray=2), infrared rows ChannelAdapGray(0.5)."""
-    b = images.shape[0]
-    device = images.device
+# ---------------------------------------------------------------- batch colour jitter (torchvision tensor semantics)
+
+
+def _per_image(values: torch.Tensor) -> torch.Tensor:
+    """[B] -> [B, 1, 1, 1], to broadcast one value per image over [B, C, H, W]."""
+    return values.view(-1, 1, 1, 1)
+
+
+def _blend(images: torch.Tensor, other: torch.Tensor | float, factor: torch.Tensor) -> torch.Tensor:
+    """torchvision ``_blend`` per image: factor * images + (1 - factor) * other, clamped to [0, 1].
+
+    images [B, 3, H, W]; other broadcastable to it; factor [B]."""
+    f = _per_image(factor)
+    return (f * images + (1.0 - f) * other).clamp(0.0, 1.0)
+
+
+def _grey_channel(images: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] -> [B, 1, H, W]: 0.2989 R + 0.587 G + 0.114 B (torchvision ``rgb_to_grayscale``)."""
+    weights = torch.tensor(GREY_WEIGHTS, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images * weights).sum(1, keepdim=True)
+
+
+def _adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [0, 1], factor [B] -> [B, 3, H, W]: blend with black."""
+    return _blend(images, 0.0, factor)
+
+
+def _adjust_contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [0, 1], factor [B] -> [B, 3, H, W]: blend with each image's mean grey level."""
+    return _blend(images, _grey_channel(images).mean(dim=(1, 2, 3), keepdim=True), factor)
+
+
+def _adjust_saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [0, 1], factor [B] -> [B, 3, H, W]: blend with the grey image."""
+    return _blend(images, _grey_channel(images), factor)
+
+
+def _rgb_to_hsv(images: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] RGB in [0, 1] -> [B, 3, H, W] (h, s, v), all in [0, 1] (torchvision's ``_rgb_to_hsv``).
+
+    Grey pixels (max == min) get h = s = 0; ties between maxima resolve R, then G, then B."""
+    r, g, b = images.unbind(1)
+    maxc, minc = images.amax(1), images.amin(1)
+    delta = maxc - minc
+    flat = delta == 0
+    ones = torch.ones_like(maxc)
+    s = delta / torch.where(flat, ones, maxc)
+    rc, gc, bc = ((maxc.unsqueeze(1) - images) / torch.where(flat, ones, delta).unsqueeze(1)).unbind(1)
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    return torch.stack((torch.fmod(h / 6.0 + 1.0, 1.0), s, maxc), 1)
+
+
+# rows R, G, B; column: hue sector 0..5; entries index the stack (v, p, q, t) of _hsv_to_rgb
+_HSV_SECTORS = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))
+
+
+def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] (h, s, v) in [0, 1] -> [B, 3, H, W] RGB in [0, 1] (torchvision's ``_hsv_to_rgb``)."""
+    h, s, v = hsv.unbind(1)
+    h6 = h * 6.0
+    sector = torch.floor(h6)
+    frac = h6 - sector
+    p = (v * (1.0 - s)).clamp(0.0, 1.0)
+    q = (v * (1.0 - s * frac)).clamp(0.0, 1.0)
+    t = (v * (1.0 - s * (1.0 - frac))).clamp(0.0, 1.0)
+    table = torch.tensor(_HSV_SECTORS, device=hsv.device)                      # [3, 6]
+    select = table[:, sector.long().remainder(6)].movedim(0, 1)                # [B, 3, H, W]
+    return torch.stack((v, p, q, t), 1).gather(1, select)
+
+
+def _adjust_hue(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [0, 1], factor [B] in [-0.5, 0.5] -> [B, 3, H, W]: hue shifted by factor (mod 1) in HSV."""
+    h, s, v = _rgb_to_hsv(images).unbind(1)
+    shifted = torch.remainder(h + factor.view(-1, 1, 1), 1.0)
+    return _hsv_to_rgb(torch.stack((shifted, s, v), 1))
+
+
+# torchvision ColorJitter's op ids: 0 brightness, 1 contrast, 2 saturation, 3 hue
+_JITTER_KERNELS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue)
+
+
+def _color_jitter(images: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """torchvision ``ColorJitter`` on each image of a batch, with given factors and op order.
+
+    images [B, 3, H, W] in [0, 1]; factors [B, 4] (brightness, contrast, saturation, hue); order [B, 4] long, per
+    row a permutation of the op ids 0..3 (torchvision's ``fn_idx``). Returns [B, 3, H, W] in [0, 1].
+    Vectorised: at each of the 4 positions every op is computed for the whole batch and selected per image.
+    """
+    out = images
+    for position in range(len(_JITTER_KERNELS)):
+        op_here = order[:, position]
+        for op, kernel in enumerate(_JITTER_KERNELS):
+            out = torch.where(_per_image(op_here == op), kernel(out, factors[:, op]), out)
+    return out
+
+
+def _jitter_params(b: int, strength: float, generator: torch.Generator | None,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image ColorJitter(strength x 4) draws: factors [B, 4] (brightness, contrast, saturation ~
+    U[max(0, 1 - c), 1 + c], hue ~ U[-c, c]) and a uniformly random order [B, 4] of the op ids 0..3."""
+    u = _rand((b, 8), generator, device)
+    low = max(0.0, 1.0 - strength)
+    scales = low + (1.0 + strength - low) * u[:, :3]
+    hue = strength * (2.0 * u[:, 3:4] - 1.0)
+    return torch.cat([scales, hue], 1), u[:, 4:].argsort(1)
+
+
+def _jitter_normalised(images: torch.Tensor, strength: float, generator: torch.Generator | None) -> torch.Tensor:
+    """ImageNet-normalised [B, 3, H, W] -> the same after :func:`_color_jitter` with random per-image draws.
+
+    The de-normalised images are clamped to [0, 1] (they came from [0, 1] images) before jittering."""
+    mean, std = _imagenet_stats(images.device, images.dtype)
+    factors, order = _jitter_params(images.shape[0], strength, generator, images.device)
+    images01 = (images * std + mean).clamp(0.0, 1.0)
+    return (_color_jitter(images01, factors.to(images.dtype), order) - mean) / std
+
+
+# ---------------------------------------------------------------- batch channel ops and gpu_augment
+
+
+def _channel_choices(name: str, b: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """[B] long outcome per image: 0/1/2 copy R/G/B, 3 grey, 4 unchanged.
+
+    "exchange": randint(0, 2) (ChannelExchange(gray=2)); "adaptive_grey": randint(0, 3), where 3 is grey with
+    probability 0.5 and unchanged otherwise (ChannelAdapGray(0.5))."""
     u = _rand((b, 2), generator, device)
-    vis_idx = (u[:, 0] * 3).long().clamp(max=2)          # randint(0, 2)
-    ir_idx = (u[:, 0] * 4).long().clamp(max=3)           # randint(0, 3); 3 -> grey with p 0.5, else identity
-    ir_idx = torch.where((ir_idx == 3) & (u[:, 1] >= 0.5), torch.full_like(ir_idx, 4), ir_idx)
-    idx = torch.where(is_ir.to(device), ir_idx, vis_idx)
-    weights = torch.tensor(GREY_WEIGHTS, device=device, dtype=images.dtype).view(1, 3, 1, 1)
-    grey = (images * weights).sum(1, keepdim=True)
-    options = torch.cat([images[:, 0:1], images[:, 1:2], images[:, 2:3], grey], 1)  # [B, 4, H, W]
-    chosen = options.gather(1, idx.clamp(max=3).view(b, 1, 1, 1).expand(b, 1, *images.shape[2:]))
-    return torch.where((idx == 4).view(b, 1, 1, 1), images, chosen.expand_as(images))
+    if name == "exchange":
+        return (u[:, 0] * 3).long().clamp(max=2)
+    idx = (u[:, 0] * 4).long().clamp(max=3)
+    return torch.where((idx == 3) & (u[:, 1] >= 0.5), torch.full_like(idx, 4), idx)
+
+
+def _apply_channel_choices(images: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+    """images [B, 3, H, W], choice [B] from :func:`_channel_choices` -> [B, 3, H, W]: the chosen channel (or grey)
+    copied to all three channels, or the image unchanged (choice 4)."""
+    b = images.shape[0]
+    options = torch.cat([images, _grey_channel(images)], 1)                   # [B, 4, H, W]: R, G, B, grey
+    chosen = options.gather(1, choice.clamp(max=3).view(b, 1, 1, 1).expand(b, 1, *images.shape[2:]))
+    return torch.where(_per_image(choice == 4), images, chosen.expand_as(images))
 
 
 def gpu_augment(images: torch.Tensor, *, pad: int = 10, flip: bool = True, erasing: float = 0.5,
-                generator: torch.Generator | None = None, channel_augment: bool = False,
-                is_ir: torch.Tensor | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, channel_op: str | None = None,
+                color_jitter: float = 0.0) -> torch.Tensor:
     """Batch version of the CPU training augmentations on normalised images [B, 3, H, W] (CUDA or CPU).
 
-    Per image, independently: black padding by ``pad`` + random (H, W) crop, horizontal flip with p=0.5,
-    ``ChannelRandomErasing``-style erasing with probability ``erasing`` (fill 0.485/0.456/0.406, CAJ parameters,
-    100 vectorised tries), then, with ``channel_augment``, CAJ's channel op chosen by ``is_ir`` [B] bool
-    (False -> ChannelExchange(gray=2), True -> ChannelAdapGray(0.5); required then).
+    Per image, independently and in the CPU order: black padding by ``pad`` + random (H, W) crop, horizontal flip
+    with p=0.5, ColorJitter(c, c, c, c) with c = ``color_jitter`` (if > 0; torchvision's tensor kernels on the
+    de-normalised image, see :func:`_color_jitter`), ``ChannelRandomErasing``-style erasing with probability
+    ``erasing`` (fill 0.4914/0.4822/0.4465, CAJ parameters, 100 vectorised tries), then ``channel_op`` on every
+    image ("exchange": ChannelExchange(gray=2), "adaptive_grey": ChannelAdapGray(0.5), None: none).
     Pure torch (vectorised gather / masks) rather than kornia.augmentation: kornia draws from the global RNG only
     and fills erased pixels with one scalar, while this needs ``generator`` and per-channel fills.
     Random draws are made on ``generator``'s device (CPU when None: torch's global RNG) and moved to the images.
@@ -331,16 +481,15 @@ def gpu_augment(images: torch.Tensor, *, pad: int = 10, flip: bool = True, erasi
         raise ValueError(f"gpu_augment expects images [B, 3, H, W], got shape {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"gpu_augment expects normalised float images, got dtype {images.dtype}")
-    if pad < 0 or not 0.0 <= erasing <= 1.0:
-        raise ValueError(f"gpu_augment needs pad >= 0 and erasing in [0, 1], got pad={pad} erasing={erasing}")
-    if channel_augment and (is_ir is None or tuple(is_ir.shape) != (images.shape[0],)):
-        raise ValueError("gpu_augment with channel_augment=True needs is_ir, a bool tensor [B] (True = infrared)")
+    _check_augment_args(pad, erasing, channel_op, color_jitter)
     b, _, h, w = images.shape
     out = _pad_crop_flip(images, pad, flip, generator)
+    if color_jitter > 0:
+        out = _jitter_normalised(out, color_jitter, generator)
     if erasing > 0:
         mask = _erase_boxes(b, h, w, erasing, generator, images.device)
         fill = torch.tensor(ERASE_FILL, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
         out = torch.where(mask, fill, out)
-    if channel_augment:
-        out = _channel_ops(out, is_ir.bool(), generator)
+    if channel_op is not None:
+        out = _apply_channel_choices(out, _channel_choices(channel_op, b, generator, images.device))
     return out

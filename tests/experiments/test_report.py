@@ -11,8 +11,8 @@ from experiments.report import (aggregate_runs, epoch_series, epoch_table_markdo
                                 query_indices, results_markdown, retrieval_rows, select_identities)
 
 
-def record(epoch, ari, mixed, evaluation=None):
-    line = {"epoch": epoch, "loss_cluster": 1.0,
+def record(epoch, ari, mixed, evaluation=None, stage=None):
+    line = {"epoch": epoch, "loss_cluster": 1.0, **({"stage": stage} if stage else {}),
             "cluster": {"ari": ari, "nmi": 0.5, "pairwise_f": 0.4, "mixed_share": mixed, "num_clusters": 10 + epoch,
                         "num_outliers": 3}}
     if evaluation is not None:
@@ -24,7 +24,8 @@ def record(epoch, ari, mixed, evaluation=None):
 
 @pytest.fixture
 def histories():
-    return {"joint": [record(1, 0.2, 0.3), record(2, 0.4, None, 0.5), record(3, None, 0.6), record(4, 0.7, 0.8, 0.6)],
+    return {"joint": [record(1, 0.2, 0.3, stage="intra"), record(2, 0.4, None, 0.5, stage="intra"),
+                      record(3, None, 0.6, stage="cross"), record(4, 0.7, 0.8, 0.6, stage="cross")],
             "per_modality_hungarian": [record(1, 0.1, 0.0), record(2, 0.2, 0.1, 0.3)],
             "none": [record(1, 0.15, 0.0)]}  # never evaluated
 
@@ -149,30 +150,42 @@ def test_results_markdown_formats_mean_std_and_missing_values():
              "std": {"R1": 0.0, "R10": 0.0, "R20": 0.0, "mAP": 0.01, "mINP": 0.0, "ari": 0.0, "mixed_share": 0.0}},
             {"strategy": "joint", "label": "ours", "kind": "strategy", "setting": "all-single", "n": 2,
              "mean": {"R1": 0.62345, "R10": 0.8, "R20": 0.9, "mAP": 0.456789, "mINP": float("nan"), "ari": 0.61234,
-                      "mixed_share": 0.4567},
+                      "mixed_share": 0.4567, "best_R1": 0.7, "best_mAP": 0.5},
              "std": {"R1": 0.01751, "R10": 0.0, "R20": 0.0, "mAP": 0.001, "mINP": None, "ari": 0.0104,
-                     "mixed_share": 0.05}}]
+                     "mixed_share": 0.05, "best_R1": 0.02, "best_mAP": 0.01}}]
     assert results_markdown(rows) == (
         "| strategy | what it is | setting | R1 (%) | R10 (%) | R20 (%) | mAP (%) | mINP (%) | ARI "
-        "| mixed share (%) |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| mixed share (%) | R1 at best epoch (%)† | mAP at best epoch (%)† |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         "| *chance* | random | all-single | 25.0 ± 4.1 | 80.0 ± 1.0 | 100.0 ± 0.0 | 30.0 ± 2.0 | 20.0 ± 2.0 "
-        "| n/a | n/a |\n"
+        "| n/a | n/a | n/a | n/a |\n"
         "| *oracle* | upper bound | all-single | 90.0 ± 0.0 | 100.0 ± 0.0 | 100.0 ± 0.0 | 80.0 ± 1.0 | 70.0 ± 0.0 "
-        "| 1.000 ± 0.000 | 100.0 ± 0.0 |\n"
+        "| 1.000 ± 0.000 | 100.0 ± 0.0 | n/a | n/a |\n"
         "| joint | ours | all-single | 62.3 ± 1.8 | 80.0 ± 0.0 | 90.0 ± 0.0 | 45.7 ± 0.1 | n/a | 0.612 ± 0.010 "
-        "| 45.7 ± 5.0 |\n")
-    assert results_markdown(rows[2:], metrics=("mAP",), cluster_metrics=("nmi",)).splitlines()[2] == \
+        "| 45.7 ± 5.0 | 70.0 ± 2.0 | 50.0 ± 1.0 |\n")
+    assert results_markdown(rows[2:], metrics=("mAP",), cluster_metrics=("nmi",), best_metrics=()).splitlines()[2] == \
         "| joint | ours | all-single | 45.7 ± 0.1 | n/a |"
 
 
 def test_epoch_table_markdown(histories):
     text = epoch_table_markdown(histories)
     joint, hungarian, none = text.split("\n\n**")
-    assert joint.startswith("**joint** (evaluation: all-single)\n\n| epoch | ARI | NMI | clusters | outliers |")
+    assert joint.startswith("**joint** (evaluation: all-single)\n\n| epoch | stage | ARI | NMI | clusters | outliers |")
     lines = joint.splitlines()
-    assert lines[4] == "| 1 | 0.200 | 0.500 | 11 | 3 | 30.0 |  |  |"  # no evaluation: blank
-    assert lines[5] == "| 2 | 0.400 | 0.500 | 12 | 3 | n/a | 25.00 | 50.00 |"
-    assert lines[6] == "| 3 | n/a | 0.500 | 13 | 3 | 60.0 |  |  |"
+    assert lines[4] == "| 1 | intra | 0.200 | 0.500 | 11 | 3 | 30.0 |  |  |"  # no evaluation: blank
+    assert lines[5] == "| 2 | intra | 0.400 | 0.500 | 12 | 3 | n/a | 25.00 | 50.00 |"
+    assert lines[6] == "| 3 | cross | n/a | 0.500 | 13 | 3 | 60.0 |  |  |"
     assert hungarian.startswith("per_modality_hungarian**")
-    assert none.strip().splitlines()[-1] == "| 1 | 0.150 | 0.500 | 11 | 3 | 0.0 |  |  |"
+    assert none.strip().splitlines()[-1] == "| 1 |  | 0.150 | 0.500 | 11 | 3 | 0.0 |  |  |"
+
+
+def test_best_epoch_is_the_highest_test_map_of_the_first_setting(histories):
+    """The papers' convention, reported beside the last epoch: epoch 4 (mAP 0.30) over epoch 2 (0.25)."""
+    from experiments.runner import best_epoch, seed_row
+
+    best = best_epoch(histories["joint"])
+    assert (best["epoch"], best["stage"]) == (4, "cross")
+    row = seed_row("joint", 0, "indoor-single", histories["joint"][-1]["eval"]["indoor-single"], histories["joint"], best)
+    assert (row["best_R1"], row["best_mAP"], row["best_epoch"]) == (0.9, 0.9, 4)
+    assert best_epoch(histories["none"]) == {}
+    assert seed_row("none", 0, "all-single", {}, histories["none"], {})["best_R1"] is None

@@ -2,6 +2,7 @@
 upper-bound rows, the variants."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 import experiments.runner as runner
 from experiments.__main__ import main as experiments_main
 from experiments.config import ABLATION, VARIANTS, ExperimentConfig, ablation_variants
+from reid.checkpoint import load_checkpoint
 from reid.config import ConfigError, load_config
 from reid.data import load_dataset, make_synthetic_sysu
 
@@ -30,7 +32,8 @@ def tiny_experiment(tmp_path: Path, data_root: Path, strategies=("joint", "per_m
         "reid": {"model": {"arch": "tiny", "height": 32, "width": 16},
                  "augment": {"pad": 2},
                  "cluster": {"k1": 6, "k2": 2, "min_samples": 2},
-                 "train": {"epochs": 1, "iterations": 2, "num_identities": 2, "num_instances": 2},
+                 "train": {"iterations": 2, "num_identities": 2, "vis_identities": 1, "num_instances": 2,
+                           "stages": {"intra": {"epochs": 1}, "cross": {"epochs": 1}}},
                  "eval": {"every": 1, "trials": 1, "batch_size": 16}},
         "strategies": list(strategies),
         "runtime": {"device": "cpu", "workers": 0, "log_level": "WARNING"},
@@ -92,7 +95,8 @@ def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root,
     config = tiny_experiment(tmp_path, data_root, strategies=("joint", "oracle"))
     calls = count_stage_calls(monkeypatch)
     assert experiments_main(["run", str(config)]) == 0
-    assert calls == {"stage_translator": 1, "stage_translate": 1, "stage_reid": 2, "stage_evaluate": 2}
+    # joint and the upper bound start differently (per-modality clusters / the true ids): two first stages
+    assert calls == {"stage_translator": 1, "stage_translate": 1, "stage_reid": 2 + 2, "stage_evaluate": 2}
     run = tmp_path / "run"
     results = json.loads((run / "results.json").read_text())
     assert results["strategies"] == ["joint", "oracle"] and results["seeds"] == 1
@@ -126,9 +130,12 @@ def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root,
     rerun = json.loads((run / "results.json").read_text())
     assert rerun["chance"] == results["chance"] and summary_row(rerun, "chance") == chance  # seeded: the same
     assert experiments_main(["run", str(config), "--from", "reid"]) == 0
-    assert calls == {"stage_reid": 2, "stage_evaluate": 2}
+    assert calls == {"stage_reid": 4, "stage_evaluate": 2}
     calls.clear()
     assert experiments_main(["run", str(config), "reid.cluster.eps=0.5"]) == 0  # the ReID recipe changed
+    assert calls == {"stage_reid": 4, "stage_evaluate": 2}
+    calls.clear()
+    assert experiments_main(["run", str(config), "reid.train.stages.cross.lr=0.002"]) == 0  # only the 2nd stage
     assert calls == {"stage_reid": 2, "stage_evaluate": 2}
 
 
@@ -136,7 +143,8 @@ def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, 
     config = tiny_experiment(tmp_path, data_root, strategies=("none", "per_modality_hungarian"))
     calls = count_stage_calls(monkeypatch)
     assert experiments_main(["run", str(config), "--seeds", "2"]) == 0
-    assert calls == {"stage_translator": 1, "stage_reid": 4, "stage_evaluate": 4}  # no strategy uses the views
+    # no strategy uses the views; none and per_modality_hungarian share their first stage (one per seed)
+    assert calls == {"stage_translator": 1, "stage_reid": 2 + 4, "stage_evaluate": 4}
     run = tmp_path / "run"
     for strategy in ("none", "per_modality_hungarian"):
         assert sorted(p.name for p in (run / "reid" / strategy).iterdir()) == ["seed_0", "seed_1"]
@@ -157,7 +165,7 @@ def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, 
 
     calls.clear()
     assert experiments_main(["run", str(config), "--seeds", "3"]) == 0  # seeds 0 and 1 are reused
-    assert calls == {"stage_reid": 2, "stage_evaluate": 2}
+    assert calls == {"stage_reid": 1 + 2, "stage_evaluate": 2}
     assert (run / "reid" / "none" / "seed_2" / "checkpoints" / "last.pt").exists()
     results = json.loads((run / "results.json").read_text())
     assert {row["n"] for row in results["summary"] if row["kind"] == "strategy"} == {3}
@@ -166,9 +174,30 @@ def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, 
     assert calls == {"stage_evaluate": 6}
 
 
+def test_a_shared_first_stage_ends_where_each_whole_run_would(tmp_path, data_root):
+    """joint (with the translated views) and per_modality_hungarian (without) share their per-modality first
+    stage; each variant's final weights and per-epoch losses equal a run of its whole config on its own."""
+    config = load_config(ExperimentConfig, tiny_experiment(tmp_path, data_root, strategies=("joint", "none")))
+    runner.run_experiment(config)
+    run = tmp_path / "run"
+    assert len(list((run / "reid" / runner.FIRST_STAGES).iterdir())) == 1
+    for variant in ("joint", "none"):
+        alone = runner.reid_config(config, variant, run)
+        alone = dataclasses.replace(alone, output_dir=str(tmp_path / "alone" / variant))
+        expected = load_checkpoint(runner.train_reid(alone))["state"]
+        shared = load_checkpoint(run / "reid" / variant / "seed_0" / "checkpoints" / "last.pt")["state"]
+        assert all(torch.equal(expected["model"][key], shared["model"][key]) for key in expected["model"]), variant
+        losses = [[line["loss_cluster"] for line in json.loads(state["history"])] for state in (expected, shared)]
+        assert losses[0] == losses[1], variant
+
+
 def test_variants_and_config_errors(tmp_path, data_root, capsys):
     config = load_config(ExperimentConfig, tiny_experiment(tmp_path, data_root))
-    assert runner.reid_config(config, "channel_augment", tmp_path).augment.channel_augment
+    assert not runner.reid_config(config, "joint_no_channel_augment", tmp_path).augment.caj
+    stages = runner.reid_config(config, "oracle", tmp_path).train.stages
+    assert [stage.labels for stage in stages.values()] == ["true_ids", "true_ids"]
+    stages = runner.reid_config(config, "per_modality_hungarian", tmp_path).train.stages
+    assert [stage.labels for stage in stages.values()] == ["per_modality", "hungarian"]
     assert runner.reid_config(config, "none", tmp_path).translated is None
     assert runner.reid_config(config, "oracle_labels_only", tmp_path).translated is None
     for variant in ("joint", "oracle", "joint_no_view_losses"):
@@ -202,30 +231,32 @@ def differences(config, variant: str, other: str, run_dir: Path) -> set[str]:
     return {key for key in a.keys() | b.keys() if a.get(key) != b.get(key)}
 
 
-@pytest.mark.parametrize("channel_augment", [True, False])
-def test_ablation_of_the_demo_config_runs_distinct_recipes(tmp_path, channel_augment):
-    config = load_config(ExperimentConfig, DEMO, [f"reid.augment.channel_augment={str(channel_augment).lower()}"])
+@pytest.mark.parametrize("caj", [True, False])
+def test_ablation_of_the_demo_config_runs_distinct_recipes(tmp_path, caj):
+    config = load_config(ExperimentConfig, DEMO, [f"reid.augment.caj={str(caj).lower()}"])
     variants = ablation_variants(config)
-    toggle = "joint_no_channel_augment" if channel_augment else "joint_channel_augment"
+    toggle = "joint_no_channel_augment" if caj else "joint_channel_augment"
     assert variants == [toggle if name == "joint_no_channel_augment" else name for name in ABLATION]
     for a, b in itertools.combinations(variants, 2):
         assert runner.recipe(config, a, tmp_path) != runner.recipe(config, b, tmp_path), (a, b)
     runner.check_distinct_recipes(config, variants, tmp_path)
     # each ablation differs from joint by one thing
-    assert differences(config, "joint_no_view_losses", "joint", tmp_path) == {"train.view_weight",
-                                                                              "train.cross_view_weight"}
-    assert differences(config, toggle, "joint", tmp_path) == {"augment.channel_augment"}
-    assert differences(config, "oracle", "joint", tmp_path) == {"train.strategy"}
+    assert differences(config, "joint_no_view_losses", "joint", tmp_path) == {"train.stages.cross.view_weight",
+                                                                              "train.stages.cross.cross_view_weight"}
+    assert differences(config, toggle, "joint", tmp_path) == {"augment.caj"}
+    assert differences(config, "oracle", "joint", tmp_path) == {"train.stages.intra.labels",
+                                                                "train.stages.cross.labels"}
+    assert differences(config, "none", "per_modality_hungarian", tmp_path) == {"train.stages.cross.labels"}
     assert differences(config, "oracle", "oracle_labels_only", tmp_path) == {"translated"}
 
 
 def test_variants_resolving_to_one_recipe_are_refused(tmp_path, data_root, capsys):
-    path = tiny_experiment(tmp_path, data_root, strategies=("none", "joint", "channel_augment"))
-    config = load_config(ExperimentConfig, path, ["reid.augment.channel_augment=true"])
-    with pytest.raises(ValueError, match="'none' and 'channel_augment' resolve to the same ReID config"):
+    path = tiny_experiment(tmp_path, data_root, strategies=("none", "joint", "joint_channel_augment"))
+    config = load_config(ExperimentConfig, path, ["reid.augment.caj=true"])
+    with pytest.raises(ValueError, match="'joint' and 'joint_channel_augment' resolve to the same ReID config"):
         runner.run_experiment(config)
-    assert experiments_main(["run", str(path), "reid.augment.channel_augment=true"]) == 2
-    assert "'none' and 'channel_augment'" in capsys.readouterr().err
+    assert experiments_main(["run", str(path), "reid.augment.caj=true"]) == 2
+    assert "'joint' and 'joint_channel_augment'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before anything ran
 
 
