@@ -218,9 +218,9 @@ class _Run:
                                      seed=self.config.runtime.seed, stream=MODALITIES.index(modality),
                                      rank=self.context.rank, world_size=self.context.world_size)
         sampler.set_epoch(epoch)
+        stream = (self.config.runtime.seed * 100_003 + epoch) * len(MODALITIES) + MODALITIES.index(modality)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self._workers(), worker_init_fn=seed_worker,
-                          generator=make_generator(self.config.runtime.seed * 2 + MODALITIES.index(modality) + epoch),
-                          pin_memory=self.device.type == "cuda")
+                          generator=make_generator(stream), pin_memory=self.device.type == "cuda")
 
     def _train_epoch(self, trained, stage: StageConfig, pseudo: PseudoLabels, groups: list[MemoryGroup], epoch: int,
                      stage_epoch: int) -> dict:

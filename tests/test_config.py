@@ -112,3 +112,18 @@ def test_counts_below_one_name_the_key():
         load_config(ReIDConfig, overrides=["train.iterations=0"])
     with pytest.raises(ConfigError, match=r"train.batch_size must be >= 1, got -2"):
         load_config(TranslatorConfig, overrides=["train.batch_size=-2"])
+
+
+def test_stages_are_sections_checked_key_by_key_and_run_in_order():
+    from reid.train_config import ReIDConfig
+
+    config = load_config(ReIDConfig, None, ["train.stages.cross.epochs=3", "train.stages.extra.labels=true_ids"])
+    assert list(config.train.stages) == ["intra", "cross", "extra"] and config.train.epochs == 50 + 3 + 50
+    assert config.train.stage_at(52)[0] == "cross" and config.train.stage_at(53)[::2] == ("extra", 0)
+    with pytest.raises(ConfigError, match="unknown config key 'train.stages.cross.epochz'; did you mean "
+                                          "'train.stages.cross.epochs'"):
+        load_config(ReIDConfig, None, ["train.stages.cross.epochz=3"])
+    with pytest.raises(ConfigError, match=r"train.stages.intra.labels: expected one of"):
+        load_config(ReIDConfig, None, ["train.stages.intra.labels=joint"])
+    with pytest.raises(ConfigError, match="at least one epoch"):
+        load_config(ReIDConfig, None, ["train.stages.intra.epochs=0", "train.stages.cross.epochs=0"])
