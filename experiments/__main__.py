@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reid.checkpoint import CheckpointError
+from reid.cli_support import add_log_level_option, interrupted, log_level, parse_with_overrides, positive_int
 from reid.config import ConfigError, load_config
 from reid.runtime import setup_logging
 
@@ -33,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "strategy and seed -> evaluation -> report (results.json, results.md, report/*.png) under "
                     "output_dir.\nThe results table carries chance (the protocol on random features) and the "
                     "upper bound beside the strategies, as mean ± std over the seeds.\n"
-                    "Rerunning reuses finished stages; a changed config section reruns its stage and the ones after.")
+                    "Rerunning reuses finished stages; a changed config section reruns its stage and the ones after.\n"
+                    "OVERRIDEs may stand anywhere after CONFIG, options included.",
+        epilog="Exit status: 0 done; 2 it could not run (bad arguments, config or input, an output that cannot be "
+               "written); 130 interrupted (Ctrl-C; rerunning the same command resumes).")
+    add_log_level_option(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     swaps = ", ".join(f"{name} becomes {opposite}" for name, opposite in OPPOSITES.items())
     for name, help_text in (("run", "run the strategies listed in the config (`strategies`)"),
@@ -47,39 +52,31 @@ def build_parser() -> argparse.ArgumentParser:
                              help="dotted.key=value, e.g. reid.train.epochs=4 data.root=/data/SYSU-MM01")
         command.add_argument("--from", dest="from_stage", choices=STAGES,
                              help="run this stage and every later one again, even if finished")
-        command.add_argument("--seeds", type=_positive_int, metavar="N", default=argparse.SUPPRESS, help=SEEDS_HELP)
+        command.add_argument("--seeds", type=positive_int, metavar="N", default=argparse.SUPPRESS, help=SEEDS_HELP)
+        command.set_defaults(resumes=True)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line, with key=value overrides allowed after the options too (`run C --seeds 3 a=b`)."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    misplaced = [item for item in extra if "=" not in item or item.startswith("-")]
-    if misplaced:
-        parser.error(f"unrecognized arguments: {' '.join(misplaced)}")
-    args.overrides = list(args.overrides) + extra
-    return args
+    return parse_with_overrides(build_parser(), argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
+    setup_logging(log_level(args))
     try:
         config = load_config(ExperimentConfig, args.config, args.overrides)
-        setup_logging(config.runtime.log_level)
+        setup_logging(log_level(args, config.runtime.log_level))
         if "seeds" in args:
             config.seeds = args.seeds
         variants = ablation_variants(config) if args.command == "ablate" else None
         if args.command == "ablate":
             config.output_dir = f"{config.output_dir}_ablation"
-        results = run_experiment(config, variants=variants, from_stage=args.from_stage)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError, RuntimeError, KeyError) as error:
+        run_experiment(config, variants=variants, from_stage=args.from_stage)
+    except KeyboardInterrupt:
+        return interrupted("experiments", args)
+    except (ConfigError, CheckpointError, OSError, ValueError, RuntimeError, KeyError) as error:
         print(f"experiments: error: {error}", file=sys.stderr)
         return 2
     print(Path(config.output_dir, "results.md").read_text())

@@ -1,14 +1,15 @@
 """Report pictures and tables of the joint experiment: epoch curves, t-SNE maps, retrieval rows, Markdown results.
 
-Every function is pure (inputs in, a PNG or a Markdown string out); figures are written atomically.
+Every function is pure (inputs in, a PNG or a Markdown string out); files are written atomically
+(`write_atomically`).
 """
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -19,9 +20,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from reid.data import read_image  # noqa: E402
+from reid.files import write_atomically  # noqa: E402
 
 DPI = 110
-FILE_MODE = 0o644  # mkstemp creates 0600 files; report files are meant to be shared
 MODALITY_MARKERS = {"vis": ("o", "visible"), "ir": ("^", "infrared")}
 THUMBNAIL_SIZE = (64, 128)  # width, height: the usual person crop
 MATCH_COLOURS = {True: "#1a9641", False: "#d7191c"}
@@ -32,20 +33,11 @@ TsnePanel = tuple[object, Sequence, Sequence[str]]  # features [N, D], pids [N],
 # ------------------------------------------------------------------------------------------------ shared helpers
 
 def save_figure(figure: plt.Figure, path: str | os.PathLike) -> Path:
-    """Write `figure` to `path` as PNG via a temp file in the same folder and os.replace; close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `figure` to `path` as PNG atomically (`write_atomically`); close it."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI)
-        os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, path)
+        return write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI))
     finally:
         plt.close(figure)
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
 
 
 def _is_missing(value) -> bool:
@@ -144,8 +136,13 @@ def select_identities(pids: Sequence, max_ids: int) -> np.ndarray:
     return np.isin(pids, keep)
 
 
-def tsne_embedding(features, seed: int = 0) -> np.ndarray:
-    """[N, 2] t-SNE of [N, D] features (init="pca", perplexity min(30, (N-1)/3)); PCA below 4 points."""
+def tsne_embedding(features, seed: int = 0, threads: int | None = None) -> np.ndarray:
+    """[N, 2] t-SNE of [N, D] features (init="pca", perplexity min(30, (N-1)/3)); PCA below 4 points.
+
+    threads: OpenMP threads of scikit-learn's t-SNE (None: scikit-learn's default). The map is the same
+    for any count; on busy cores 1 is much faster, since threads waiting for each other stall (a 48-point map
+    took 0.3 s on 1 thread and 8 s on 2, measured on a loaded 2-core CPU).
+    """
     x = _as_numpy(features).astype(np.float64).reshape(len(features), -1)
     n = len(x)
     if n < 4:  # t-SNE needs perplexity < N; two principal axes say as much for 1-3 points
@@ -159,9 +156,7 @@ def tsne_embedding(features, seed: int = 0) -> np.ndarray:
     if x.shape[1] < 2:
         x = np.pad(x, ((0, 0), (0, 2 - x.shape[1])))
     tsne = TSNE(n_components=2, init="pca", perplexity=min(30.0, (n - 1) / 3), random_state=seed)
-    # one OpenMP thread: beside torch's warm OpenMP pool, sklearn's spinning threads made a 48-point map take 40 s
-    # on 2 busy cores instead of 0.1 s; a few hundred points take ~2 s on one thread
-    with threadpool_limits(1, user_api="openmp"):
+    with threadpool_limits(threads, user_api="openmp"):  # None: no limit
         return tsne.fit_transform(x)
 
 
@@ -188,14 +183,15 @@ def _modality_legend(modalities: set[str]) -> list[Line2D]:
 
 
 def plot_tsne_panels(panels: Mapping[str, TsnePanel], path: str | os.PathLike, *, max_ids: int = 12,
-                     seed: int = 0, title: str = "") -> Path:
+                     seed: int = 0, title: str = "", threads: int | None = None) -> Path:
     """t-SNE maps side by side, one per entry (e.g. joint vs baseline), of the images of the first `max_ids`
-    sorted identities; the same identity has the same tab20 colour in every panel."""
+    sorted identities; the same identity has the same tab20 colour in every panel. threads: see tsne_embedding."""
     prepared = []
     for name, (features, pids, modalities) in panels.items():
         pids, modalities = _as_numpy(pids), np.asarray([str(m) for m in modalities])
         keep = select_identities(pids, max_ids)
-        prepared.append((name, tsne_embedding(_as_numpy(features)[keep], seed=seed), pids[keep], modalities[keep]))
+        xy = tsne_embedding(_as_numpy(features)[keep], seed=seed, threads=threads)
+        prepared.append((name, xy, pids[keep], modalities[keep]))
     identities = np.unique(np.concatenate([p[2] for p in prepared])) if prepared else []
     cmap = plt.get_cmap("tab20")
     colours = {pid: cmap(i % cmap.N) for i, pid in enumerate(identities)}
@@ -214,9 +210,10 @@ def plot_tsne_panels(panels: Mapping[str, TsnePanel], path: str | os.PathLike, *
 
 
 def plot_tsne(features, pids: Sequence, modalities: Sequence[str], path: str | os.PathLike, *, title: str = "",
-              max_ids: int = 12, seed: int = 0) -> Path:
+              max_ids: int = 12, seed: int = 0, threads: int | None = None) -> Path:
     """One t-SNE map of the images of the first `max_ids` sorted identities (see plot_tsne_panels)."""
-    return plot_tsne_panels({title: (features, pids, modalities)}, path, max_ids=max_ids, seed=seed)
+    return plot_tsne_panels({title: (features, pids, modalities)}, path, max_ids=max_ids, seed=seed,
+                            threads=threads)
 
 
 # ------------------------------------------------------------------------------------------------ retrieval

@@ -8,9 +8,12 @@ seeds that start alike share (`reid/_first_stages/<fingerprint>`). The report gi
 seeds, beside chance (the protocol on random features) and the upper bounds.
 
 A stage is reused when its fingerprint (its config section and the fingerprints of the stages it
-reads) matches the one recorded in `stages.json`; a changed stage, and every stage after it, runs
-again; `from_stage` forces that from a given stage. The tools underneath resume on their own, so an
-interrupted stage picks up where it stopped.
+reads) matches the one recorded in `stages.json` for its completed run; a changed stage, and every stage
+after it, runs again; `from_stage` forces that from a given stage. A stage's fingerprint is recorded when it
+starts, so an interrupted stage (e.g. killed) resumes in place under the same config (the tools underneath
+resume on their own) and starts afresh under another one. The runner writes its files atomically;
+tests/experiments/test_kill.py kills a run at points across its stages and checks that the rerun ends as an
+uninterrupted run does.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from reid.config import config_to_dict, save_config
 from reid.data import VIDataset, open_dataset
 from reid.evaluation import evaluate_protocol, protocol_settings
 from reid.features import extract_features
+from reid.files import write_atomically, write_text_atomically
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
 from reid.train import stage_reads_views, train_reid
@@ -44,26 +48,44 @@ STAGES = ("dataset", "translator", "translate", "reid", "evaluate", "report")
 CHANCE_LABEL = "chance: the protocol on random features"
 FIRST_STAGES = "_first_stages"  # reid/_first_stages/<fingerprint>: first stages shared by variants and seeds
 CHANCE_DIM = 64  # any width gives the same chance: the ranks of i.i.d. random features are uniformly random
+RUNNING, DONE = "running", "done"  # the status of a stage in stages.json
+# what a killed atomic writer leaves beside the file it was writing: the temp files of reid.checkpoint,
+# reid.data.io.write_image_atomic, reid.files.write_atomically, reid.config.save_config and vi_translate's loss curves
+STRAY_TEMPS = ("*.tmp", "*.tmp.png")
 
 
 class StageLog:
-    """`stages.json`: stage -> {"fingerprint", "outputs"} of its last completed run."""
+    """`stages.json`: stage -> {"fingerprint", "outputs", "status"} of its last run: status "running" (outputs
+    None) from its start, "done" with its outputs once it completes (an older toolkit's records of completed
+    runs have no status)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / "stages.json"
-        self.stages: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.stages: dict = self._read() if self.path.exists() else {}
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{self.path} is not valid JSON ({error}); remove it to run every stage again") from None
 
     def reusable(self, stage: str, fingerprint: str) -> dict | None:
-        """The outputs of a completed run of `stage` with this fingerprint, else None."""
+        """The outputs of a completed run of `stage` with this fingerprint, else None (a running one has none)."""
         record = self.stages.get(stage)
         return record["outputs"] if record and record["fingerprint"] == fingerprint else None
 
+    def start(self, stage: str, fingerprint: str) -> None:
+        """Record that `stage` runs with this fingerprint (before it writes anything)."""
+        self._record(stage, {"fingerprint": fingerprint, "outputs": None, "status": RUNNING})
+
     def complete(self, stage: str, fingerprint: str, outputs: dict) -> dict:
-        self.stages[stage] = {"fingerprint": fingerprint, "outputs": outputs}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.stages, indent=2))
-        tmp.replace(self.path)
+        self._record(stage, {"fingerprint": fingerprint, "outputs": outputs, "status": DONE})
         return outputs
+
+    def _record(self, stage: str, record: dict) -> None:
+        """Set the record of `stage` and write stages.json atomically (a killed write leaves the old file)."""
+        self.stages[stage] = record
+        write_text_atomically(self.path, json.dumps(self.stages, indent=2))
 
     def forget(self, stages: list[str]) -> None:
         for stage in stages:
@@ -148,18 +170,32 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
 
 
 def run_stage(log: StageLog, name: str, stage_print: str, folders: list[Path], run) -> dict:
-    """The outputs of stage `name`: reused when its fingerprint matches the last completed run; when the
-    recorded fingerprint differs, its folders are removed first (a changed config starts afresh), and
-    a stage never completed resumes in place."""
+    """The outputs of stage `name`: reused when its fingerprint matches its last completed run; otherwise
+    `run()` after `prepare_folders`, its fingerprint recorded as running before and its outputs after."""
     outputs = log.reusable(name, stage_print)
     if outputs is not None:
         logger.info("stage %s: reused", name)
         return outputs
-    if name in log.stages:
-        for folder in folders:
-            _remove(folder)
+    prepare_folders(name, log.stages.get(name), stage_print, folders)
+    log.start(name, stage_print)
     logger.info("stage %s: running", name)
     return log.complete(name, stage_print, run())
+
+
+def prepare_folders(name: str, record: dict | None, stage_print: str, folders: list[Path]) -> None:
+    """Before stage `name` runs: its folders are removed when they hold a run of another config (`record`, its
+    last run in stages.json, has another fingerprint) or of an unknown one (no record: e.g. a run interrupted
+    under an older toolkit), so that nothing of it is resumed; a run of this config that was interrupted
+    resumes in place, without the temp files its killed writers left."""
+    existing = [folder for folder in folders if folder.exists()]
+    if record is not None and record["fingerprint"] == stage_print:
+        for folder in existing:
+            remove_stray_temps(folder)
+        return
+    why = "it holds no run recorded in stages.json" if record is None else "its config changed"
+    for folder in existing:
+        logger.warning("stage %s: removing %s before running: %s", name, folder, why)
+        _remove(folder)
 
 
 # ------------------------------------------------------------------------------------------- stages
@@ -227,9 +263,7 @@ def copy_run(source: Path, target: Path) -> None:
     if (source / "eval").is_dir():
         shutil.copytree(source / "eval", target / "eval", dirs_exist_ok=True)
     shutil.copyfile(source / "metrics.jsonl", target / "metrics.jsonl")
-    partial = target / "checkpoints" / "last.pt.partial"
-    shutil.copyfile(source / "checkpoints" / "last.pt", partial)
-    partial.replace(target / "checkpoints" / "last.pt")
+    copy_atomically(source / "checkpoints" / "last.pt", target / "checkpoints" / "last.pt")
 
 
 def stage_evaluate(config: ExperimentConfig, reid: ReIDConfig, checkpoint: str, *, keep_features: bool) -> dict:
@@ -248,10 +282,10 @@ def stage_evaluate(config: ExperimentConfig, reid: ReIDConfig, checkpoint: str, 
     model, model_config = load_model_checkpoint(checkpoint, device)
     features = extract_features(model, query + gallery, device, height=model_config.height, width=model_config.width,
                                 num_workers=config.runtime.workers)
-    path = out / "test_features.pt"
-    torch.save({"features": features, "num_query": len(query), "paths": [r.path for r in query + gallery],
-                "pids": torch.tensor([r.pid for r in query + gallery]),
-                "ir": torch.tensor([r.modality == "ir" for r in query + gallery])}, path)
+    saved = {"features": features, "num_query": len(query), "paths": [r.path for r in query + gallery],
+             "pids": torch.tensor([r.pid for r in query + gallery]),
+             "ir": torch.tensor([r.modality == "ir" for r in query + gallery])}
+    path = write_atomically(out / "test_features.pt", lambda handle: torch.save(saved, handle))
     return numbers | {"test_features": str(path)}
 
 
@@ -288,7 +322,7 @@ def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, transla
     figures = {"curves": report.plot_epoch_curves(first_seed, pictures / "epochs.png")}
     grid = _latest_translation_grid(translator["checkpoint"])
     if grid is not None:
-        figures["translation"] = Path(shutil.copyfile(grid, pictures / "translation.png"))
+        figures["translation"] = copy_atomically(grid, pictures / "translation.png")
     panels, retrieval = {}, None
     for variant, seeds in runs.items():
         saved = torch.load(seeds[0]["test_features"], weights_only=True)
@@ -303,9 +337,8 @@ def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, transla
                "epochs": {variant: {f"seed_{k}": history for k, history in enumerate(seeds)}
                           for variant, seeds in histories.items()},
                "figures": {k: str(v) for k, v in figures.items()}}
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    markdown = _results_markdown(config, summary, first_seed, figures, run_dir)
-    (run_dir / "results.md").write_text(markdown)
+    write_text_atomically(run_dir / "results.json", json.dumps(results, indent=2, default=str))
+    write_text_atomically(run_dir / "results.md", _results_markdown(config, summary, first_seed, figures, run_dir))
     return results
 
 
@@ -344,6 +377,21 @@ def compute_chance(dataset: VIDataset, *, settings: list[str] | None, trials: in
 def read_history(path: str | Path) -> list[dict]:
     path = Path(path)
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def copy_atomically(source: Path, target: Path) -> Path:
+    """A copy of `source` at `target`, atomically (`reid.files.write_atomically`)."""
+    with open(source, "rb") as data:
+        return write_atomically(target, lambda handle: shutil.copyfileobj(data, handle))
+
+
+def remove_stray_temps(folder: Path) -> None:
+    """Remove the temp files (`STRAY_TEMPS`) that killed writers left anywhere under `folder`."""
+    for pattern in STRAY_TEMPS:
+        for stray in folder.rglob(pattern):
+            if stray.is_file():
+                logger.info("removing %s, left by an interrupted write", stray)
+                stray.unlink()
 
 
 def _retrieval_figure(selected, path: Path) -> Path:

@@ -8,6 +8,8 @@ only from tensors, numbers, strings, lists and dicts so that `torch.load(weights
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +18,11 @@ import torch
 
 FORMAT = "vireid-checkpoint"
 VERSION = 1
+
+# in torch's message for a payload the weights-only unpickler refuses: the refused class or function,
+# and the unpickler's own reason
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+_UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*(\S[^\n]*)")
 
 
 class CheckpointError(RuntimeError):
@@ -61,9 +68,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for damaged files (KeyError, EOFError, ...)
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is truncated, corrupt or not a "
-                              f"weights-only torch file ({first_line})") from None
+        raise _load_error(path, error) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a vireid checkpoint (no format={FORMAT!r} entry); "
                               "plain state dicts can be loaded with torch.load")
@@ -73,6 +78,24 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
     if kind is not None and payload.get("kind") != kind:
         raise CheckpointError(f"{path} is a {payload.get('kind')!r} checkpoint, expected a {kind!r} checkpoint")
     return payload
+
+
+def _load_error(path: Path, error: Exception) -> CheckpointError:
+    """The CheckpointError for what `torch.load(weights_only=True)` raised on `path`. torch's own message
+    suggests retrying with weights_only=False, which would run code the file names: never passed on."""
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError):
+        refused = _REFUSED_GLOBAL.search(text)
+        if refused:
+            return CheckpointError(f"{path} holds objects other than tensors and plain containers (numbers, "
+                                   f"strings, lists, dicts): a pickled {refused.group(1)}; it will not be loaded, "
+                                   "since unpickling it could run code")
+        detail = _UNPICKLER_DETAIL.search(text)
+        reason = f"unpickler: {detail.group(1)}" if detail else "refused by the weights-only unpickler"
+    else:
+        reason = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return CheckpointError(f"cannot read checkpoint {path}: the file is truncated, corrupt or not a "
+                           f"weights-only torch file ({reason})")
 
 
 def require_state(checkpoint: Mapping, key: str, path: str | Path) -> Any:

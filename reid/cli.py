@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from .checkpoint import CheckpointError
+from .cli_support import add_log_level_option, interrupted, log_level, parse_with_overrides
 from .config import ConfigError
 from .commands import COMMANDS
 from .runtime import setup_logging
@@ -22,10 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vireid",
         description="Unsupervised visible-infrared person re-identification toolkit.",
+        epilog="Exit status: 0 done; 2 it could not run (bad arguments, config, checkpoint or input, an output that "
+               "cannot be written); 130 interrupted (Ctrl-C; rerunning `train` or `data synth` resumes).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="how much the library logs to stderr")
+    add_log_level_option(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(subparsers)
@@ -33,11 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    args = parse_with_overrides(build_parser(), argv)
+    setup_logging(log_level(args))
     try:
         code, text = args.handler(args)
+    except KeyboardInterrupt:
+        return interrupted("vireid", args)
     except (FileNotFoundError, ValueError, OSError, RuntimeError, KeyError, CheckpointError, ConfigError) as error:
         print(f"vireid: error: {error}", file=sys.stderr)
         return 2

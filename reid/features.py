@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import runtime
 from .checkpoint import CheckpointError, load_checkpoint, require_state, save_checkpoint
 from .data import Record, read_image, relative_path
+from .data.io import raise_image_errors
 from .data.preload import PreloadedImages
 from .data.transforms import build_test_transform
 
@@ -118,7 +119,8 @@ def extract_features(model: nn.Module, records: Sequence[Record], device: torch.
     preloaded: images already decoded and resized to (height, width) (`reid.data.preload.PreloadedImages`).
 
     The model is moved to `device` and run in eval mode under no_grad (channels_last on CUDA, and bf16 autocast
-    there when `bf16`); its train/eval mode is restored afterwards.
+    there when `bf16`); its train/eval mode is restored afterwards. An unreadable image raises ImageReadError
+    with the same one-line message whatever `num_workers`.
     """
     device = torch.device(device)
     # its own generator: extracting (e.g. for an evaluation) must not advance the global RNG a training
@@ -133,8 +135,8 @@ def extract_features(model: nn.Module, records: Sequence[Record], device: torch.
     rows = []
     try:
         with torch.no_grad(), runtime.autocast(device, bf16):
-            for images, is_ir in runtime.progress(loader, desc="features", total=len(loader), unit="batch",
-                                                  disable=None if progress else True):
+            for images, is_ir in runtime.progress(raise_image_errors(loader), desc="features", total=len(loader),
+                                                  unit="batch", disable=None if progress else True):
                 images = runtime.to_memory_format(images.to(device, non_blocking=True), channels_last)
                 rows.append(embed_batch(model, images, is_ir.to(device), flip, normalise).cpu())
     finally:

@@ -61,4 +61,4 @@ def cluster_features(features: torch.Tensor, cluster: ClusterConfig, modalities:
     """Labels [N] of features [N, D]: k-reciprocal Jaccard distances, then the configured clusterer."""
     distance = None if cluster.method == "kmeans" else jaccard_distance(features, k1=cluster.k1, k2=cluster.k2)
     return cluster_labels(distance, method=cluster.method, eps=cluster.eps, min_samples=cluster.min_samples,
-                          features=features, modalities=modalities)
+                          features=features, num_clusters=cluster.num_clusters, modalities=modalities)

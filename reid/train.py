@@ -6,7 +6,8 @@ extract flip-averaged features of the images (and of their translated views when
 -> pseudo-labels by the stage's rule -> cluster memories -> train `iterations` steps on batches of a visible
 half and an infrared half drawn independently (camera-aware P x K each) -> cluster quality against the true
 ids -> evaluate every E epochs -> checkpoint. A run resumes from its last checkpoint (epoch granularity, inside
-a stage or across a boundary) to the same weights as an uninterrupted run. Under torchrun, features are
+a stage or across a boundary) to the same weights as an uninterrupted run; only the same run resumes (`reid.resume`:
+other settings are refused, `fresh=True` starts afresh). Under torchrun, features are
 gathered for clustering on rank 0, the labels broadcast, and rank 0 writes.
 """
 from __future__ import annotations
@@ -24,18 +25,21 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, load_module_state, require_state
-from .config import config_to_dict, save_config
+from .config import config_from_dict, config_to_dict, save_config
 from .data import Record, TranslatedViews, open_dataset
+from .data.io import raise_image_errors
 from .data.preload import PreloadedImages
 from .data.samplers import CameraAwareSampler
 from .data.training_images import OTHER_MODALITY, TrainingImages
 from .data.transforms import build_train_transform, gpu_augment
 from .evaluation import cluster_quality, evaluate_protocol
 from .features import extract_features
+from .files import write_text_atomically
 from .losses import cross_view_nce, progressive_prototype_loss
 from .memory import ClusterMemory
 from .models import build_model_from_config, save_model_checkpoint
 from .pseudo_labels import PseudoLabels, compute_pseudo_labels
+from .resume import REID_RULE, REID_RUN_FILES, REID_SAFE, check_resume, reid_resume_changes, set_aside
 from .runtime import (DistributedContext, autocast, barrier, capture_rng_state, init_distributed, make_generator,
                       progress, restore_rng_state, seed_everything, seed_worker, shutdown, to_memory_format,
                       use_channels_last)
@@ -90,11 +94,15 @@ class RunState:
     history: list[dict] = field(default_factory=list)
 
 
-def train_reid(config: ReIDConfig) -> Path:
-    """Train a ReID model without labels; returns the final checkpoint (a `vireid evaluate` checkpoint)."""
+def train_reid(config: ReIDConfig, *, fresh: bool = False) -> Path:
+    """Train a ReID model without labels; returns the final checkpoint (a `vireid evaluate` checkpoint).
+
+    A run folder holding a checkpoint resumes it when `config` is the same run (`check_same_run`), else
+    ResumeError. fresh: first move the old run's files (REID_RUN_FILES) into <output_dir>/previous/<n>/.
+    """
     context = init_distributed(config.runtime.device)
     try:
-        return _Run(config, context).train()
+        return _Run(config, context).train(fresh)
     finally:
         shutdown(context)
 
@@ -138,11 +146,14 @@ class _Run:
         self.optimizer = self.scheduler = None  # built at each stage's start (or restored)
         self.state = RunState()
 
-    def train(self) -> Path:
+    def train(self, fresh: bool = False) -> Path:
+        if fresh:
+            self._set_aside()
         if self.checkpoint_path.exists():
             self._restore()
         if self.context.is_main:
             save_config(self.config, self.out)
+            write_history(self.out / "metrics.jsonl", self.state.history)
         trained = self.model if not self.context.enabled else DistributedDataParallel(self.model)
         train = self.config.train
         last_epoch = train.epochs if train.max_epochs is None else min(train.epochs, train.max_epochs)
@@ -229,7 +240,7 @@ class _Run:
         trained.train()
         sums: dict[str, float] = {}
         steps = self.config.train.iterations
-        bar = progress(zip(*halves), desc=f"epoch {epoch + 1}", total=steps,
+        bar = progress(raise_image_errors(zip(*halves)), desc=f"epoch {epoch + 1}", total=steps,
                        disable=None if self.context.is_main else True)
         for vis, ir in bar:
             terms = self._step(trained, self._batch(vis, ir, uses_views), groups, stage, stage_epoch)
@@ -335,7 +346,7 @@ class _Run:
                                          trials=config.eval.trials)
             result = {name: setting.mean() for name, setting in protocol.settings.items()}
             (self.out / "eval").mkdir(parents=True, exist_ok=True)
-            (self.out / "eval" / f"epoch_{epoch:03d}.json").write_text(json.dumps(protocol.as_dict(), indent=2))
+            write_text_atomically(self.out / "eval" / f"epoch_{epoch:03d}.json", json.dumps(protocol.as_dict(), indent=2))
             logger.info("epoch %d evaluation:\n%s", epoch, protocol.table())
         barrier(self.context)
         return result
@@ -350,12 +361,21 @@ class _Run:
                                   config=config_to_dict(self.config), extra_state=extra, step=self.state.epoch)
         barrier(self.context)
 
+    def _set_aside(self) -> None:
+        """Start afresh: rank 0 moves the old run's files aside."""
+        if self.context.is_main:
+            moved = set_aside(self.out, REID_RUN_FILES)
+            if moved is not None:
+                logger.info("starting afresh: the previous run's files are in %s", moved)
+        barrier(self.context)
+
     def _restore(self) -> None:
         path = self.checkpoint_path
         checkpoint = load_checkpoint(path, kind="reid")
+        epoch = int(require_state(checkpoint, "epoch", path))
+        check_same_run(checkpoint["config"], self.config, epoch, path)
         load_module_state(self.model, require_state(checkpoint, "model", path), name="model", path=path)
-        self.state = RunState(int(require_state(checkpoint, "epoch", path)),
-                              json.loads(require_state(checkpoint, "history", path)))
+        self.state = RunState(epoch, json.loads(require_state(checkpoint, "history", path)))
         if self.state.epoch > 0:  # the optimiser of the stage the last finished epoch belongs to
             _, stage, _ = self.config.train.stage_at(min(self.state.epoch, self.config.train.epochs) - 1)
             self.optimizer, self.scheduler = build_optimizer(self.model, stage)
@@ -363,6 +383,36 @@ class _Run:
             self.scheduler.load_state_dict(require_state(checkpoint, "scheduler", path))
         restore_rng_state(require_state(checkpoint, "rng", path))
         logger.info("resumed from %s after epoch %d", path, self.state.epoch)
+
+
+def check_same_run(saved: dict, config: ReIDConfig, epoch: int, checkpoint: Path) -> None:
+    """Raise ResumeError (`reid.resume`) unless `config` continues the run of `checkpoint`, saved under the config
+    dict `saved` after `epoch` finished epochs."""
+    def reads_views(stage: dict) -> bool:
+        return stage_reads_views(config_from_dict(StageConfig, stage, source=f"{checkpoint} (saved train.stages)"))
+
+    changes = reid_resume_changes(with_defaults(saved, checkpoint), config_to_dict(config), epoch,
+                                  reads_views=reads_views)
+    check_resume(changes, checkpoint=checkpoint, run_dir=Path(config.output_dir), run_files=REID_RUN_FILES,
+                 safe=REID_SAFE, rule=REID_RULE)
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """metrics.jsonl as the checkpoint has it (one record per finished epoch; none without a checkpoint), written
+    atomically: the line of an epoch whose run was killed before its checkpoint is dropped, as that epoch runs
+    again."""
+    write_text_atomically(path, "".join(json.dumps(record) + "\n" for record in history))
+
+
+def with_defaults(saved: dict, checkpoint: Path) -> dict:
+    """A saved config dict with the keys the schema gained since filled with their defaults (so a run saved before
+    they existed compares equal on them); its stages are kept as saved, each filled the same way."""
+    stages = saved.get("train", {}).get("stages") or {}
+    rest = {**saved, "train": {k: v for k, v in saved.get("train", {}).items() if k != "stages"}}
+    filled = config_to_dict(config_from_dict(ReIDConfig, rest, source=f"{checkpoint} (saved config)"))
+    filled["train"]["stages"] = {name: config_to_dict(config_from_dict(StageConfig, stage, source=str(checkpoint)))
+                                 for name, stage in stages.items()}
+    return filled
 
 
 def load_training_data(config: ReIDConfig, context: DistributedContext) -> TrainingData:

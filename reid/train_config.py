@@ -4,10 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .cluster import METHODS as CLUSTER_METHODS
 from .config import ConfigError, DataConfig, ModelConfig, RuntimeConfig, check_choice, check_positive
 
 LABELS = ("per_modality", "mixed_modal", "hungarian", "true_ids")
 UNIFY = ("vis", "ir", "both", "mean")
+NEED_NUM_CLUSTERS = ("kmeans", "spectral")  # the clusterers that take a number of clusters
 
 
 @dataclass
@@ -29,20 +31,34 @@ class AugmentConfig:
 
 @dataclass
 class ClusterConfig:
-    """Pseudo-labels: k-reciprocal Jaccard + DBSCAN (cluster-contrast's recipe)."""
+    """Pseudo-labels: k-reciprocal Jaccard + DBSCAN (cluster-contrast's recipe), or k-means / spectral / infomap."""
 
-    method: str = "dbscan"
+    method: str = "dbscan"  # dbscan | kmeans | spectral | infomap (reid.cluster.cluster_labels)
     k1: int = 30
     k2: int = 6
-    eps: float = 0.6
-    min_samples: int = 4
+    eps: float = 0.6  # dbscan
+    min_samples: int = 4  # dbscan
+    num_clusters: Optional[int] = None  # kmeans and spectral (required): clusters per clustering, i.e. per
+    # modality under per_modality / hungarian labels, over both modalities under mixed_modal labels
     unify: str = "both"  # mixed_modal labels: the DM2C-style mixed-modal space
     center: bool = False  # mixed_modal labels: centre each modality group of the mixed-modal features
     association: str = "hungarian"  # hungarian labels: hungarian | sinkhorn
 
     def __post_init__(self) -> None:
+        check_choice("cluster.method", self.method, CLUSTER_METHODS)
         check_choice("cluster.unify", self.unify, UNIFY)
         check_choice("cluster.association", self.association, ("hungarian", "sinkhorn"))
+        check_positive("cluster", self, ("k1", "k2", "min_samples"))
+        if self.method == "dbscan" and not 0.0 < self.eps < 1.0:
+            raise ConfigError(f"cluster.eps must lie in (0, 1) for dbscan on the Jaccard distance, got {self.eps}")
+        self._check_num_clusters()
+
+    def _check_num_clusters(self) -> None:
+        if self.num_clusters is not None:
+            check_positive("cluster", self, ("num_clusters",))
+        elif self.method in NEED_NUM_CLUSTERS:
+            raise ConfigError(f"cluster.num_clusters is required with cluster.method={self.method} (it sets how "
+                              "many pseudo-identities each clustering makes), e.g. cluster.num_clusters=200")
 
 
 @dataclass

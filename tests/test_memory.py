@@ -1,12 +1,14 @@
-"""Cluster memory: hand-made initialisation and update rules, autograd isolation, temperature, state round trip."""
+"""Cluster memory: hand-made initialisation and update rules, the loss and its gradient against cluster-contrast's
+ClusterMemory written out here, autograd isolation, temperature, state round trip."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from reid.losses import cluster_nce
 from reid.memory import ClusterMemory
 
 # Two 3-member clusters in 2-D, one outlier (label -1) that must not move any centroid.
@@ -21,11 +23,29 @@ LABELS = torch.tensor([0, 1, 0, -1, 1, 0, 1])
 MEMBERS = {0: [0, 2, 5], 1: [1, 4, 6]}
 
 
-def memory_with(prototypes, prototype="centroid", momentum=0.1, generator=None) -> ClusterMemory:
+def memory_with(prototypes, prototype="centroid", momentum=0.1, generator=None, temperature=0.05) -> ClusterMemory:
     memory = ClusterMemory(prototypes.shape[1], prototypes.shape[0], prototype=prototype, momentum=momentum,
-                           generator=generator)
+                           generator=generator, temperature=temperature)
     memory.load_state_dict({"prototypes": prototypes})
     return memory
+
+
+def cluster_contrast_loss(features, labels, prototypes, temperature) -> torch.Tensor:
+    """clustercontrast/models/cm.py, ClusterMemory.forward: F.cross_entropy(F.normalize(x) @ M.T / temp, y),
+    on the rows with a cluster (cluster-contrast drops outliers before batching), in float64."""
+    keep = labels >= 0
+    x, prototypes = F.normalize(features[keep].double(), dim=1), prototypes.double()
+    return F.cross_entropy(x @ prototypes.t() / temperature, labels[keep])
+
+
+def random_batch(seed: int, batch: int = 10, clusters: int = 5, dim: int = 8):
+    """(prototypes [C, D], features [B, D], labels [B] with -1 rows), all rows L2-normalised."""
+    generator = torch.Generator().manual_seed(seed)
+    prototypes = F.normalize(torch.randn(clusters, dim, generator=generator), dim=1)
+    features = F.normalize(torch.randn(batch, dim, generator=generator), dim=1)
+    labels = torch.randint(-1, clusters, (batch,), generator=generator)
+    labels[:2] = torch.tensor([-1, 0])  # at least one outlier and one clustered row
+    return prototypes, features, labels
 
 
 def test_centroid_init_is_the_normalised_mean():
@@ -47,8 +67,8 @@ def test_hard_init_is_the_least_similar_member():
 
 
 def test_dynamic_init_is_a_seeded_random_member():
-    first = ClusterMemory.from_features(FEATURES, LABELS, prototype="dynamic", generator=torch.Generator().manual_seed(3))
-    again = ClusterMemory.from_features(FEATURES, LABELS, prototype="dynamic", generator=torch.Generator().manual_seed(3))
+    first, again = (ClusterMemory.from_features(FEATURES, LABELS, prototype="dynamic",
+                                                generator=torch.Generator().manual_seed(3)) for _ in range(2))
     torch.testing.assert_close(first.prototypes, again.prototypes)
     picks = set()
     for seed in range(20):
@@ -87,20 +107,54 @@ def test_logits_are_scaled_by_temperature():
     torch.testing.assert_close(colder.logits(features), 2 * memory.logits(features))
 
 
-def test_logits_of_bf16_features_under_autocast_are_float32():
-    memory = ClusterMemory.from_features(FEATURES, LABELS)
+def test_logits_and_loss_of_bf16_features_under_autocast_are_float32_values():
+    """bf16 features, float32 arithmetic: a bf16 matmul would put the logits off by up to ~0.1 at temperature 0.05."""
+    prototypes, features, labels = random_batch(seed=4, dim=64)
+    memory = memory_with(prototypes)
+    low = features.bfloat16()
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-        logits = memory.logits(FEATURES.bfloat16())
-        loss = memory.loss(FEATURES.bfloat16(), LABELS)
+        logits = memory.logits(low)
+        loss = memory.loss(low, labels)
     assert logits.dtype == torch.float32 and loss.dtype == torch.float32
+    exact_logits = low.double() @ prototypes.double().t() / 0.05
+    torch.testing.assert_close(logits.double(), exact_logits, rtol=0, atol=1e-4)
+    keep = labels >= 0
+    exact_loss = F.cross_entropy(exact_logits[keep], labels[keep])
+    assert loss.item() == pytest.approx(exact_loss.item(), rel=1e-5)
 
 
-def test_loss_is_cluster_nce_against_the_prototypes():
-    memory = ClusterMemory.from_features(FEATURES, LABELS, temperature=0.05)
-    expected = cluster_nce(FEATURES, memory.prototypes, LABELS, 0.05)
-    assert memory.loss(FEATURES, LABELS).item() == pytest.approx(expected.item())
+def test_loss_hand_value_ignores_outliers():
+    """Prototypes e0, e1 at temperature 0.5: feature e0 has logits (2, 0), feature e1 has (0, 2); both labelled 0:
+    (log(1 + e^-2) + log(1 + e^2)) / 2 = 1 + log(1 + e^-2). The outlier row does not count."""
+    memory = memory_with(torch.eye(2), temperature=0.5)
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    loss = memory.loss(features, torch.tensor([0, 0, -1]))
+    assert loss.item() == pytest.approx(1 + math.log(1 + math.exp(-2)), rel=1e-6)
     with pytest.raises(ValueError, match=r"features must be \[B, 2\]"):
         memory.loss(torch.eye(3), torch.tensor([0, 1, 0]))
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.5])
+def test_loss_matches_cluster_contrast(temperature):
+    prototypes, features, labels = random_batch(seed=0)
+    memory = memory_with(prototypes, temperature=temperature)
+    expected = cluster_contrast_loss(features, labels, prototypes, temperature)
+    assert memory.loss(features, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_loss_gradient_is_softmax_minus_onehot_through_the_prototypes():
+    """d loss / d x_i = (softmax(x_i M^T / t) - onehot(y_i)) M / t / B_valid; 0 for outlier rows."""
+    temperature = 0.1
+    prototypes, features, labels = random_batch(seed=1)
+    memory = memory_with(prototypes, temperature=temperature)
+    features = features.clone().requires_grad_()
+    memory.loss(features, labels).backward()
+    keep = labels >= 0
+    probabilities = torch.softmax(features.detach().double() @ prototypes.double().t() / temperature, dim=1)
+    onehot = F.one_hot(labels.clamp_min(0), prototypes.shape[0]).double()
+    expected = (probabilities - onehot) @ prototypes.double() / temperature / int(keep.sum())
+    expected[~keep] = 0.0
+    torch.testing.assert_close(features.grad.double(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_centroid_update_is_per_instance_in_batch_order():
@@ -119,17 +173,18 @@ def test_centroid_update_is_per_instance_in_batch_order():
     assert not torch.allclose(reversed_order.prototypes[0], memory.prototypes[0], atol=1e-3)
 
 
-def test_centroid_update_interleaved_labels_matches_a_python_loop():
+@pytest.mark.parametrize("momentum", [0.1, 0.7])
+def test_centroid_update_interleaved_labels_matches_a_python_loop(momentum):
     generator = torch.Generator().manual_seed(1)
     prototypes = F.normalize(torch.randn(4, 8, generator=generator), dim=1)
     features = F.normalize(torch.randn(12, 8, generator=generator), dim=1)
     labels = torch.tensor([2, 0, 2, -1, 3, 2, 0, 3, 3, 2, -1, 0])
-    memory = memory_with(prototypes)
+    memory = memory_with(prototypes, momentum=momentum)
     memory.update(features, labels)
     expected = prototypes.clone()
     for feature, label in zip(features, labels.tolist()):  # cluster-contrast's CM.backward loop
         if label >= 0:
-            expected[label] = 0.1 * expected[label] + 0.9 * feature
+            expected[label] = momentum * expected[label] + (1 - momentum) * feature
             expected[label] /= expected[label].norm()
     torch.testing.assert_close(memory.prototypes, expected)
 

@@ -19,9 +19,7 @@ and compared there; metrics are means of per-image values (`vi_translate.metrics
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reid.cli_support import positive_int, write_json
 from reid.data import Record, read_image
 from reid.data.sysu import IMAGE_SUFFIXES
 from reid.runtime import autocast, progress
@@ -301,25 +300,9 @@ def build_extractor(spec: str, weights: str, device: torch.device) -> FeatureExt
                      f"got {spec!r}")
 
 
-def _finite_or_none(value):
-    """JSON has no inf / nan: such floats become null (e.g. the PSNR of identical images, +inf)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(v) for key, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
 def write_results(path: str | os.PathLike, results: dict) -> Path:
-    """Write `results` as JSON atomically (non-finite numbers as null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_finite_or_none(results), indent=2, allow_nan=False))
-    os.replace(tmp, path)
-    return path
+    """Write `results` as strict JSON atomically (non-finite numbers, e.g. the PSNR of identical images, as null)."""
+    return write_json(path, results)
 
 
 def format_table(results: dict) -> str:
@@ -346,13 +329,6 @@ def format_table(results: dict) -> str:
             lines.append(f"  {label:32s} {value['mean']:10.5f} {value['std']:10.5f} "
                          f"{value['images'][0]:>5d} / {value['images'][1]:<5d}")
     return "\n".join(lines)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -392,14 +368,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "TORCH_HOME/hub/checkpoints; never downloaded, an error names the paths tried), a path "
                              "to a state dict, or random (untrained: KID then compares only low-level image "
                              "statistics); ignored for reid:")
-    parser.add_argument("--max-images", type=_positive_int, default=500,
+    parser.add_argument("--max-images", type=positive_int, default=500,
                         help="at most this many images per modality (and pairs), evenly spaced over the split")
-    parser.add_argument("--kid-subset-size", type=_positive_int, default=100,
+    parser.add_argument("--kid-subset-size", type=positive_int, default=100,
                         help="images per KID subset (capped at the smaller set's size; at least 2 needed)")
-    parser.add_argument("--kid-subsets", type=_positive_int, default=100,
+    parser.add_argument("--kid-subsets", type=positive_int, default=100,
                         help="random subsets KID averages over (its std is over these subsets)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=_positive_int, default=16, help="images per generator / extractor call")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per generator / extractor call")
     parser.add_argument("--out", required=True, help=f"output folder for {RESULTS_NAME} and {GRID_NAME}")
     parser.set_defaults(handler=run)
     return parser

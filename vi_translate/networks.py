@@ -3,7 +3,9 @@
 `ResnetGenerator` and `PatchDiscriminator` (the reference `NLayerDiscriminator`, the 70x70 PatchGAN) use
 instance norm without affine parameters or running statistics, the reference's CycleGAN default, and the
 reference's module layout, so their `state_dict` keys ("model.1.weight", "model.10.conv_block.1.weight", ...)
-are the reference's and a reference checkpoint loads into them. The constructors call `init_weights`
+are the reference's: a reference generator trained with its CycleGAN defaults (no dropout, PyTorch >= 0.4)
+loads into them as it is, and `vi_translate.import_reference` imports the others and writes a translator
+checkpoint. The constructors call `init_weights`
 (the reference `init_type="normal"`, gain 0.02), so a freshly built network is ready to train.
 """
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Every K steps it writes a sample grid, the loss curves and a metrics line; checkpoints hold the whole
 state (networks, optimizers, schedulers, image pools, RNG states, position in the epoch), and the data
 order is a pure function of (seed, epoch, rank), so a run resumed from a checkpoint reaches the same
-weights as an uninterrupted one. A NaN or infinite loss stops training before anything is saved.
+weights as an uninterrupted one. Only the same run resumes (`resume_changes`: other settings are refused,
+`fresh=True` starts afresh). A NaN or infinite loss stops training before anything is saved.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from torch.utils.data import DataLoader
 from reid.checkpoint import require_state
 from reid.config import config_to_dict, save_config
 from reid.data import Record, open_dataset, read_image
+from reid.data.io import raise_image_errors
+from reid.files import write_text_atomically
+from reid.resume import Change, changed_settings, check_resume, set_aside
 from reid.runtime import (DistributedContext, autocast, barrier, broadcast_parameters, capture_rng_state,
                           init_distributed, make_generator, progress, restore_rng_state, seed_everything, seed_worker,
                           shutdown, to_memory_format, use_channels_last)
@@ -31,6 +35,14 @@ from .data import UnpairedImages, image_mode, plan_epoch, resize_for_model, to_m
 from .visualize import plot_loss_curves, save_translation_grid
 
 logger = logging.getLogger(__name__)
+# settings a resumed run may change: none of them changes the weights (every item's augmentation is seeded by the
+# epoch plan, whatever the workers; samples and checkpoints draw nothing); train.epochs and train.epochs_decay
+# follow `resume_changes`'s rule
+RESUME_SAFE = frozenset({"runtime.log_level", "runtime.workers", "train.log_every", "train.sample_every",
+                         "train.checkpoint_every", "train.num_samples", "train.max_steps", "output_dir"})
+SCHEDULE_KEYS = frozenset({"train.epochs", "train.epochs_decay"})
+RESUME_RULE = ", and train.epochs and train.epochs_decay while the learning rate of every epoch begun stays the same"
+RUN_FILES = ("checkpoints", "metrics.jsonl", "samples", "loss_curves.png", "config.yaml")  # what fresh moves aside
 
 
 class TrainingDiverged(RuntimeError):
@@ -73,15 +85,19 @@ def linear_decay(epochs: int, epochs_decay: int):
     return lambda epoch: 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
-def train_translator(config: TranslatorConfig, *, resume: str | Path | None = None) -> Path:
+def train_translator(config: TranslatorConfig, *, resume: str | Path | None = None, fresh: bool = False) -> Path:
     """Train (or resume) a visible<->infrared CycleGAN; returns the final checkpoint's path.
 
     resume: a checkpoint to continue from; by default the run folder's own `checkpoints/last.pt`
-    when it exists. Under torchrun, every rank trains on its share of each epoch and rank 0 writes.
+    when it exists. Only the same run resumes: other settings (`resume_changes`) raise ResumeError.
+    fresh: first move the run folder's old files (RUN_FILES) into <output_dir>/previous/<n>/.
+    Under torchrun, every rank trains on its share of each epoch and rank 0 writes.
     """
+    if fresh and resume:
+        raise ValueError(f"resume={resume} and fresh=True contradict each other: choose one")
     context = init_distributed(config.runtime.device)
     try:
-        return _Trainer(config, context).run(resume)
+        return _Trainer(config, context).run(resume, fresh)
     finally:
         shutdown(context)
 
@@ -112,7 +128,9 @@ class _Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, resume: str | Path | None) -> Path:
+    def run(self, resume: str | Path | None, fresh: bool = False) -> Path:
+        if fresh:
+            self._set_aside()
         source = Path(resume) if resume else (self.paths.checkpoint if self.paths.checkpoint.exists() else None)
         if source is not None:
             self._restore(source)
@@ -120,6 +138,7 @@ class _Trainer:
             broadcast_parameters(list(self.nets.modules().values()))
         if self.context.is_main:
             save_config(self.config, self.paths.root)
+            keep_metrics_until(self.paths.metrics, self.position.step)
         train = self.config.train
         steps_per_epoch = self._plan(0).steps
         if steps_per_epoch == 0:
@@ -131,7 +150,7 @@ class _Trainer:
         bar = progress(total=total, initial=self.position.step, desc="vi-translate train", unit="step",
                        disable=None if self.context.is_main else True)
         while self.position.step < total:
-            for batch in self._loader(self.position.epoch, self.position.step_in_epoch):
+            for batch in raise_image_errors(self._loader(self.position.epoch, self.position.step_in_epoch)):
                 losses = self._step(batch)
                 self.position.step += 1
                 self.position.step_in_epoch += 1
@@ -209,13 +228,20 @@ class _Trainer:
         self.last_checkpoint, self.last_checkpoint_step = self.paths.checkpoint, self.position.step
         barrier(self.context)
 
+    def _set_aside(self) -> None:
+        """Start afresh: rank 0 moves the old run's files aside."""
+        if self.context.is_main:
+            moved = set_aside(self.paths.root, RUN_FILES)
+            if moved is not None:
+                logger.info("starting afresh: the previous run's files are in %s", moved)
+        barrier(self.context)
+
     def _restore(self, path: Path) -> None:
         checkpoint, saved_config = read_translator_checkpoint(path)
-        if asdict(saved_config.model) != asdict(self.config.model) or \
-                saved_config.image.ir_channels != self.config.image.ir_channels:
-            raise ValueError(f"{path} was trained with model={asdict(saved_config.model)}, "
-                             f"ir_channels={saved_config.image.ir_channels}; this config asks for "
-                             f"model={asdict(self.config.model)}, ir_channels={self.config.image.ir_channels}")
+        position = Position(**require_state(checkpoint, "position", path))
+        check_resume(resume_changes(config_to_dict(saved_config), config_to_dict(self.config), position.epoch),
+                     checkpoint=path, run_dir=self.paths.root, run_files=RUN_FILES, safe=RESUME_SAFE,
+                     rule=RESUME_RULE)
         load_nets_state(self.nets, checkpoint, path)
         self.tools.optimizer_g.load_state_dict(require_state(checkpoint, "optimizer_g", path))
         self.tools.optimizer_d.load_state_dict(require_state(checkpoint, "optimizer_d", path))
@@ -224,7 +250,7 @@ class _Trainer:
         for name, state in require_state(checkpoint, "pools", path).items():
             self.tools.pools[name].load_state_dict(state)
         restore_rng_state(require_state(checkpoint, "rng", path))
-        self.position = Position(**require_state(checkpoint, "position", path))
+        self.position = position
         self.last_checkpoint, self.last_checkpoint_step = path, self.position.step
         logger.info("resumed from %s at step %d (epoch %d)", path, self.position.step, self.position.epoch)
 
@@ -237,6 +263,16 @@ class _Trainer:
                                translations.rec_ir])
         if self.paths.metrics.exists():
             plot_loss_curves(self.paths.metrics, self.paths.curves)
+
+
+def resume_changes(saved: dict, current: dict, epoch: int) -> list[Change]:
+    """The changes (`reid.resume.changed_settings`) that forbid resuming a checkpoint saved under the config dict
+    `saved` in epoch `epoch` (0-based) under `current`: keys outside RESUME_SAFE, and the schedule's epochs
+    (SCHEDULE_KEYS) when the learning-rate factor of an epoch up to `epoch` would change (more epochs before the
+    decay are fine while it has not begun)."""
+    old, new = (linear_decay(config["train"]["epochs"], config["train"]["epochs_decay"]) for config in (saved, current))
+    same_so_far = all(old(begun) == new(begun) for begun in range(epoch + 1))
+    return changed_settings(saved, current, safe=RESUME_SAFE | (SCHEDULE_KEYS if same_so_far else set()))
 
 
 class _LossMeter:
@@ -284,3 +320,13 @@ def _sample_images(vis: list[Record], ir: list[Record], config: TranslatorConfig
         return torch.stack([to_model_range(resize_for_model(read_image(r.path, mode), config.image)) for r in chosen])
 
     return pick(vis, "vis"), pick(ir, "ir")
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop the metrics lines of the steps after `step` (the checkpoint's; 0 without one), atomically: a run killed
+    before its next checkpoint logged them, and the resumed run logs them again."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= step]
+    write_text_atomically(path, "".join(kept))

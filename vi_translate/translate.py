@@ -5,8 +5,12 @@ relative path under OUT as PNG, at the source image's own size: the generator ru
 it was trained at (the person scale it learnt) and the result is resized back. Images are decoded in
 DataLoader workers, translated in batches (bf16 on CUDA) and encoded by writer threads; each output is
 written to a temporary file and renamed, then recorded in OUT/manifest.jsonl, so a killed run leaves no
-half-written image and a rerun translates only what is missing. A corrupt input is recorded as failed
-and the rest goes on.
+half-written image and a rerun translates only what is missing (a manifest line torn by the kill is cut off
+and its image translated again). A corrupt input is recorded as failed and the rest goes on.
+
+Each entry records its source's size and mtime, and translation.json the dataset root: a rerun refuses an
+OUT made from another root or holding translations of source images changed since, naming them;
+`overwrite` translates those again (see reid.data.translated).
 """
 from __future__ import annotations
 
@@ -23,9 +27,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from reid.data import ImageReadError, Record, read_image, relative_path, write_image_atomic
+from reid.data import Record, read_image, relative_path, write_image_atomic
 from reid.data.translated import (DIRECTION_OF, DONE, FAILED, MANIFEST_NAME, SUMMARY_NAME, ManifestEntry,
-                                  append_manifest, output_relpath, read_manifest)
+                                  append_manifest, output_relpath, read_manifest, root_mismatch, source_change,
+                                  source_stamp, stale_error, warn_unchecked)
 from reid.runtime import autocast, progress
 
 from .checkpoint import load_translator
@@ -67,7 +72,8 @@ def translate_records(checkpoint: str | os.PathLike, records: list[Record], data
     """Translate `records` (images under `dataset_root`) into `out_dir`; see the module docstring.
 
     direction: "vis2ir" (visible images only), "ir2vis" (infrared only) or "both".
-    overwrite: allow an OUT written with another checkpoint (its manifest is started anew).
+    overwrite: allow an OUT written with another checkpoint or from another dataset root (its manifest is
+    started anew), and translate again the images whose source changed since (else StaleTranslationError).
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -75,14 +81,13 @@ def translate_records(checkpoint: str | os.PathLike, records: list[Record], data
     if out == root or out.is_relative_to(root):
         raise ValueError(f"refusing to write translations into the dataset itself: {out} is inside {root}")
     digest = file_sha256(checkpoint)
-    _claim_output_folder(out, digest, overwrite)
-    nets, config = load_translator(checkpoint, device)
-    done = {source for source, entry in read_manifest(out).items() if entry.status == DONE
-            and (out / entry.output).is_file()}
+    _claim_output_folder(out, digest, root, overwrite)
     wanted = [r for r in records if direction == "both" or DIRECTION_OF[r.modality] == direction]
+    done = _done_sources(out, wanted, root, overwrite)
+    nets, config = load_translator(checkpoint, device)
     todo = [r for r in wanted if relative_path(r.path, root) not in done]
     summary = TranslationSummary(skipped=len(wanted) - len(todo))
-    _write_summary(out, checkpoint, digest, config, direction, dataset, summary, complete=False)
+    _write_summary(out, checkpoint, digest, root, config, direction, dataset, summary, complete=False)
     start = time.perf_counter()
     generators = {"vis": nets.g_vis2ir, "ir": nets.g_ir2vis}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as writers:
@@ -92,13 +97,37 @@ def translate_records(checkpoint: str | os.PathLike, records: list[Record], data
                 _translate_group(group, generators[modality], modality, config, root, out, device, batch_size,
                                  workers, writers, summary)
     summary.images_per_s = summary.translated / max(time.perf_counter() - start, 1e-9)
-    _write_summary(out, checkpoint, digest, config, direction, dataset, summary, complete=summary.ok)
+    _write_summary(out, checkpoint, digest, root, config, direction, dataset, summary, complete=summary.ok)
     return summary
 
 
+def _done_sources(out: Path, records: list[Record], root: Path, overwrite: bool) -> set[str]:
+    """Relative paths of the `records` already translated into `out` from the image now on disk. A source
+    changed since is a StaleTranslationError naming it, or (with `overwrite`) left to be translated again."""
+    manifest = read_manifest(out)
+    done, changed = set(), []
+    for record in records:
+        source = relative_path(record.path, root)
+        entry = manifest.get(source)
+        if entry is None or entry.status != DONE or not (out / entry.output).is_file():
+            continue
+        change = source_change(entry, record.path)
+        if change is None:
+            done.add(source)
+        else:
+            changed.append(change)
+    warn_unchecked((manifest[source] for source in done), out)
+    if changed and not overwrite:
+        raise stale_error(changed, f"refusing to keep its translation in {out}: pass --overwrite to translate "
+                                   "the changed images again")
+    if changed:
+        logger.warning("%d source images changed since they were translated; translating them again", len(changed))
+    return done
+
+
 class _SourceImages(Dataset):
-    """records[i] -> (i, image at the trained resolution [C, H, W] in [-1, 1], original (w, h)), or
-    (i, None, error message) for an unreadable file."""
+    """records[i] -> (i, image at the trained resolution [C, H, W] in [-1, 1], original (w, h), the file's
+    (size, mtime_ns) taken before reading it), or (i, None, error message, None) for an unreadable file."""
 
     def __init__(self, records: list[Record], mode: str, image_config) -> None:
         self.records, self.mode, self.image_config = records, mode, image_config
@@ -107,19 +136,21 @@ class _SourceImages(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int):
+        path = self.records[index].path
         try:
-            image = read_image(self.records[index].path, self.mode)
-        except ImageReadError as error:
-            return index, None, str(error)
-        return index, to_model_range(resize_for_model(image, self.image_config)), image.size
+            stamp = source_stamp(path)
+            image = read_image(path, self.mode)
+        except OSError as error:  # ImageReadError, or a file gone before it could be stat-ed
+            return index, None, str(error), None
+        return index, to_model_range(resize_for_model(image, self.image_config)), image.size, stamp
 
 
 def _collate(items):
     """Keep readable images as one batch tensor; pass failures through."""
     good = [item for item in items if item[1] is not None]
-    bad = [(index, message) for index, image, message in items if image is None]
+    bad = [(index, message) for index, image, message, _ in items if image is None]
     batch = torch.stack([item[1] for item in good]) if good else None
-    return [item[0] for item in good], batch, [item[2] for item in good], bad
+    return [item[0] for item in good], batch, [item[2:] for item in good], bad
 
 
 def _translate_group(records, generator, modality, config, root, out, device, batch_size, workers, writers,
@@ -130,7 +161,7 @@ def _translate_group(records, generator, modality, config, root, out, device, ba
                         pin_memory=device.type == "cuda")
     pending: list[Future] = []
     bar = progress(total=len(records), desc=f"translate {DIRECTION_OF[modality]}", unit="img")
-    for indices, batch, sizes, failures in loader:
+    for indices, batch, shapes_and_stamps, failures in loader:
         entries = [ManifestEntry(relative_path(records[i].path, root), "", DIRECTION_OF[modality], FAILED, message)
                    for i, message in failures]
         if entries:
@@ -140,20 +171,22 @@ def _translate_group(records, generator, modality, config, root, out, device, ba
         if batch is not None:
             with torch.no_grad(), autocast(device):
                 translated = generator(batch.to(device, non_blocking=True)).float().cpu()
-            for index, image, size in zip(indices, translated, sizes):
+            for index, image, (size, stamp) in zip(indices, translated, shapes_and_stamps):
                 source = relative_path(records[index].path, root)
-                pending.append(writers.submit(_write_one, image, size, out, source, DIRECTION_OF[modality]))
+                pending.append(writers.submit(_write_one, image, size, stamp, out, source, DIRECTION_OF[modality]))
         pending = _drain(pending, out, summary, bar, block=len(pending) > MAX_PENDING_WRITES)
         bar.update(len(failures))
     _drain(pending, out, summary, bar, block=True)
     bar.close()
 
 
-def _write_one(image: torch.Tensor, size: tuple[int, int], out: Path, source: str, direction: str) -> ManifestEntry:
-    """Encode one translated image at the source size and write it atomically (writer thread)."""
+def _write_one(image: torch.Tensor, size: tuple[int, int], stamp: tuple[int, int], out: Path, source: str,
+               direction: str) -> ManifestEntry:
+    """Encode one translated image at the source size [w, h] and write it atomically (writer thread); its entry
+    records the source's (size in bytes, mtime_ns) `stamp`."""
     output = output_relpath(source)
     write_image_atomic(to_image(image).resize(size, Image.BICUBIC), out / output)
-    return ManifestEntry(source, output, direction, DONE)
+    return ManifestEntry(source, output, direction, DONE, source_size=stamp[0], source_mtime_ns=stamp[1])
 
 
 def _drain(pending: list[Future], out: Path, summary: TranslationSummary, bar, *, block: bool) -> list[Future]:
@@ -167,16 +200,17 @@ def _drain(pending: list[Future], out: Path, summary: TranslationSummary, bar, *
     return [future for future in pending if future not in finished]
 
 
-def _claim_output_folder(out: Path, digest: str, overwrite: bool) -> None:
-    """Create OUT, or check it holds translations of the same checkpoint; remove stray temp files."""
+def _claim_output_folder(out: Path, digest: str, root: Path, overwrite: bool) -> None:
+    """Create OUT, or check it holds translations of the same checkpoint and dataset root; remove stray temp
+    files."""
     summary_path = out / SUMMARY_NAME
     if summary_path.is_file():
-        earlier = json.loads(summary_path.read_text()).get("checkpoint_sha256")
-        if earlier != digest:
+        earlier = json.loads(summary_path.read_text())
+        problem = _other_translations(earlier, digest, root, summary_path)
+        if problem:
             if not overwrite:
-                raise ValueError(f"{out} holds translations made with another checkpoint (sha256 {earlier[:12]}..., "
-                                 f"this one is {digest[:12]}...); refusing to mix them: choose another --out, or "
-                                 "pass --overwrite to translate everything again")
+                raise ValueError(f"{problem}; refusing to mix them: choose another --out, or pass --overwrite to "
+                                 "translate everything again")
             (out / MANIFEST_NAME).unlink(missing_ok=True)
     elif out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{out} is not empty and holds no {SUMMARY_NAME}: refusing to write into it "
@@ -186,11 +220,21 @@ def _claim_output_folder(out: Path, digest: str, overwrite: bool) -> None:
         stray.unlink()
 
 
-def _write_summary(out: Path, checkpoint, digest: str, config, direction: str, dataset: str,
+def _other_translations(earlier: dict, digest: str, root: Path, summary_path: Path) -> str | None:
+    """Why an OUT's translation.json (`earlier`) describes translations this run must not add to: another
+    checkpoint, or another dataset root; None when it may."""
+    recorded = earlier.get("checkpoint_sha256") or ""
+    if recorded != digest:
+        return (f"{summary_path.parent} holds translations made with another checkpoint (sha256 {recorded[:12]}..., "
+                f"this one is {digest[:12]}...)")
+    return root_mismatch(earlier, root, summary_path)
+
+
+def _write_summary(out: Path, checkpoint, digest: str, root: Path, config, direction: str, dataset: str,
                    summary: TranslationSummary, complete: bool) -> None:
     manifest = read_manifest(out)
     data = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": digest, "dataset": dataset,
-            "direction": direction, "complete": complete,
+            "dataset_root": str(root), "direction": direction, "complete": complete,
             "image": asdict(config.image), "model": asdict(config.model),
             "counts": {"done": sum(e.status == DONE for e in manifest.values()),
                        "failed": sum(e.status == FAILED for e in manifest.values()),
@@ -231,7 +275,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=2, help="decoding worker processes and writer threads")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--overwrite", action="store_true",
-                        help="allow an OUT that holds another checkpoint's translations (translates all again)")
+                        help="allow an OUT that holds translations made with another checkpoint or from another "
+                             "dataset root (translates all again), or of source images changed since (translates "
+                             "those again)")
     parser.set_defaults(handler=run)
 
 

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import logging
 
-import faiss
+try:
+    import faiss
+except ModuleNotFoundError as error:
+    raise ModuleNotFoundError("faiss is not installed: install one build, pip install -e '.[cpu]' or "
+                              "pip install -e '.[gpu]' (make test / make demo do it)") from error
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 
+from reid.cli_support import positive_int, write_json
 from reid.cluster import METHODS, UNIFY_MODES, cluster_labels, jaccard_distance, mixed_modal_features
 from reid.evaluation import cluster_quality
 from reid.features import FeatureSet
+from reid.train_config import NEED_NUM_CLUSTERS
 
 from .common import command_settings
 
@@ -26,17 +27,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     cluster.add_argument("--unify", default="both", choices=UNIFY_MODES,
                          help="mixed-modal space with --translated: vis, ir, both (concatenation) or mean")
     cluster.add_argument("--method", default="dbscan", choices=METHODS, help="clustering method")
-    cluster.add_argument("--k1", type=int, default=30, help="k-reciprocal neighbourhood size (image itself included)")
-    cluster.add_argument("--k2", type=int, default=6, help="query-expansion neighbourhood size")
+    cluster.add_argument("--k1", type=positive_int, default=30,
+                         help="k-reciprocal neighbourhood size (image itself included)")
+    cluster.add_argument("--k2", type=positive_int, default=6, help="query-expansion neighbourhood size")
     cluster.add_argument("--eps", type=float, default=0.6, help="DBSCAN radius on the Jaccard distance, in (0, 1)")
-    cluster.add_argument("--min-samples", type=int, default=4, help="DBSCAN core-point size, the image itself included")
-    cluster.add_argument("--num-clusters", type=int, help="number of clusters for kmeans and spectral")
+    cluster.add_argument("--min-samples", type=positive_int, default=4,
+                         help="DBSCAN core-point size, the image itself included")
+    cluster.add_argument("--num-clusters", type=positive_int,
+                         help="number of clusters (required by kmeans and spectral)")
     cluster.add_argument("--seed", type=int, default=0, help="seed for kmeans, spectral and infomap")
     cluster.add_argument("--out", required=True, help="output folder")
     cluster.set_defaults(handler=_run_cluster)
 
 
 def _run_cluster(args: argparse.Namespace) -> tuple[int, str]:
+    if args.method in NEED_NUM_CLUSTERS and args.num_clusters is None:
+        raise ValueError(f"--method {args.method} needs --num-clusters")
     feature_set = FeatureSet.load(args.features)
     features = feature_set.features
     if args.translated:
@@ -58,5 +64,5 @@ def _run_cluster(args: argparse.Namespace) -> tuple[int, str]:
                          for r, label in zip(feature_set.records, labels))
     quality = cluster_quality(labels, [record.pid for record in feature_set.records], modalities)
     report = {"settings": command_settings(args), **quality.as_dict()}
-    (out / "cluster_report.json").write_text(json.dumps(report, indent=2))
+    write_json(out / "cluster_report.json", report)
     return 0, quality.summary()

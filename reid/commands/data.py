@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from reid.cli_support import positive_int
 from reid.data import dataset_names, load_dataset, make_synthetic_sysu, summarize_records
 from reid.evaluation import protocol_settings
 
@@ -21,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     info.add_argument("--dataset", required=True, choices=dataset_names(),
                       help="dataset layout to read (synthetic = a tree written by `vireid data synth`)")
     info.add_argument("--root", required=True, help="dataset root folder")
-    info.add_argument("--trial", type=int, default=1, help="RegDB split (1..10); ignored for other datasets")
+    info.add_argument("--trial", type=positive_int, default=1, help="RegDB split (1..10); ignored for other datasets")
     info.set_defaults(handler=_run_data_info)
 
     synth = actions.add_parser("synth", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -30,15 +31,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                            "layout (cams 1,2,4,5 visible, 3,6 infrared). Rerunning with the "
                                            "same options resumes or does nothing.")
     synth.add_argument("--root", required=True, help="output folder (empty, or an earlier synthetic tree)")
-    synth.add_argument("--num-ids", type=int, default=60, help="number of identities")
+    synth.add_argument("--num-ids", type=positive_int, default=60, help="number of identities")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
-    synth.add_argument("--images-per-camera", type=int, default=4, help="images per identity and camera")
-    synth.add_argument("--height", type=int, default=128, help="image height in pixels")
-    synth.add_argument("--width", type=int, default=64, help="image width in pixels")
+    synth.add_argument("--images-per-camera", type=positive_int, default=4, help="images per identity and camera")
+    synth.add_argument("--height", type=positive_int, default=128, help="image height in pixels")
+    synth.add_argument("--width", type=positive_int, default=64, help="image width in pixels")
     synth.add_argument("--test-fraction", type=float, default=0.3, help="share of the ids in exp/test_id.txt")
     synth.add_argument("--val-fraction", type=float, default=0.1,
                        help="share of the ids in exp/val_id.txt (held out for tuning with data.evaluate_on=val)")
-    synth.set_defaults(handler=_run_data_synth)
+    synth.set_defaults(handler=_run_data_synth, resumes=True)
 
 
 def _dataset_options(args: argparse.Namespace) -> dict:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from reid.cli_support import non_negative_int, positive_int, write_json
 from reid.data import dataset_names, load_dataset
 from reid.evaluation import evaluate_protocol
 from reid.features import FeatureSet, extract_feature_set
@@ -27,18 +27,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--features", help="features file (FeatureSet.save) holding every test image")
     evaluate.add_argument("--dataset", required=True, choices=dataset_names(), help="dataset layout under --root")
     evaluate.add_argument("--root", required=True, help="dataset root folder")
-    evaluate.add_argument("--trial", type=int, default=1, help="RegDB train/test split 1..10 (ignored elsewhere)")
+    evaluate.add_argument("--trial", type=positive_int, default=1,
+                          help="RegDB train/test split 1..10 (ignored elsewhere)")
     evaluate.add_argument("--settings", nargs="+", metavar="SETTING",
                           help="settings to evaluate, default all: sysu all-single all-multi indoor-single "
                                "indoor-multi; regdb v2t t2v; llcm v2i i2v")
-    evaluate.add_argument("--trials", type=int, default=10, help="gallery trials per setting (SYSU-MM01, LLCM)")
-    evaluate.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (off in published tables)")
-    evaluate.add_argument("--rerank-k1", type=int, default=20, help="re-ranking neighbourhood size")
-    evaluate.add_argument("--rerank-k2", type=int, default=6, help="re-ranking query-expansion size")
+    evaluate.add_argument("--trials", type=positive_int, default=10,
+                          help="gallery trials per setting (SYSU-MM01, LLCM)")
+    evaluate.add_argument("--rerank", action="store_true", help="cluster-contrast's k-reciprocal re-ranking, after Zhong et al. (off in published tables)")
+    evaluate.add_argument("--rerank-k1", type=positive_int, default=20, help="re-ranking neighbourhood size")
+    evaluate.add_argument("--rerank-k2", type=positive_int, default=6, help="re-ranking query-expansion size")
     evaluate.add_argument("--rerank-lambda", type=float, default=0.3, help="weight of the original distance")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (with --checkpoint)")
-    evaluate.add_argument("--batch-size", type=int, default=64, help="extraction batch size (with --checkpoint)")
-    evaluate.add_argument("--workers", type=int, default=2, help="image-decoding worker processes (with --checkpoint)")
+    evaluate.add_argument("--batch-size", type=positive_int, default=64,
+                          help="extraction batch size (with --checkpoint)")
+    evaluate.add_argument("--workers", type=non_negative_int, default=2,
+                          help="image-decoding worker processes (with --checkpoint)")
     evaluate.add_argument("--save-features", help="with --checkpoint: also write the extracted test features here")
     evaluate.add_argument("--out", help="JSON results file; default eval_<dataset>.json beside the checkpoint "
                                         "or features file")
@@ -46,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> tuple[int, str]:
+    if args.features and args.save_features:
+        raise ValueError("--save-features saves features extracted with --checkpoint; with --features there is "
+                         "nothing to extract")
     dataset = load_dataset(args.dataset, args.root, **({"trial": args.trial} if args.dataset == "regdb" else {}))
     source_path = Path(args.checkpoint or args.features)
     if args.features:
@@ -56,9 +63,7 @@ def run(args: argparse.Namespace) -> tuple[int, str]:
                                rerank_options={"k1": args.rerank_k1, "k2": args.rerank_k2,
                                                "lambda_value": args.rerank_lambda})
     out = Path(args.out) if args.out else source_path.parent / f"eval_{args.dataset}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"source": str(source_path), "options": command_settings(args), **result.as_dict()},
-                              indent=2))
+    write_json(out, {"source": str(source_path), "options": command_settings(args), **result.as_dict()})
     return 0, f"{result.table()}\n\nwritten: {out}"
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from .dataset import VIDataset
 from .index_files import load_index_records
-from .io import require_dir, require_file
+from .io import require_dir, require_file, require_listed
 from .record import Record
 from .sysu import read_id_file, records_in_folders, sample_per_folder, trial_rng
 
@@ -42,10 +42,15 @@ class LLCM(VIDataset):
         super().__init__(root)
         require_dir(self.root, "LLCM root")
         index_dir = self.root / "idx"
-        self.train = (load_index_records(self.root, index_dir / "train_vis.txt", "vis", camid_from_name)
-                      + load_index_records(self.root, index_dir / "train_nir.txt", "ir", camid_from_name))
+        self.train = (self._read_train(index_dir / "train_vis.txt", "vis")
+                      + self._read_train(index_dir / "train_nir.txt", "ir"))
         test_id_file = require_file(index_dir / "test_id.txt", "LLCM test id list")
-        self.test_ids = sorted(set(read_id_file(test_id_file)))
+        self.test_ids = sorted(set(require_listed(read_id_file(test_id_file), test_id_file, "test ids")))
+
+    def _read_train(self, index_file: Path, modality: str) -> list[Record]:
+        """The training records of one index file; DatasetLayoutError naming it when it lists none."""
+        return require_listed(load_index_records(self.root, index_file, modality, camid_from_name), index_file,
+                              "training images")
 
     def test_images(self) -> list[Record]:
         """Every image in the test_vis and test_nir camera folders of the test ids."""

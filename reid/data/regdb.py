@@ -10,7 +10,7 @@ import os
 
 from .dataset import VIDataset
 from .index_files import load_index_records
-from .io import require_dir
+from .io import require_dir, require_listed
 from .record import Record
 
 TRIALS = tuple(range(1, 11))
@@ -36,7 +36,8 @@ class RegDB(VIDataset):
     def _read(self, split: str, spectrum: str) -> list[Record]:
         modality, camid = SPECTRA[spectrum]
         index_file = self.root / "idx" / f"{split}_{spectrum}_{self.trial}.txt"
-        return load_index_records(self.root, index_file, modality, lambda relpath: camid)
+        records = load_index_records(self.root, index_file, modality, lambda relpath: camid)
+        return require_listed(records, index_file, "training images" if split == "train" else "test images")
 
     def test_images(self) -> list[Record]:
         """The trial's visible then thermal test images."""

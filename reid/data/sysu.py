@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .dataset import VIDataset
-from .io import DatasetLayoutError, require_dir, require_file
+from .io import DatasetLayoutError, require_dir, require_file, require_listed
 from .record import Record
 
 logger = logging.getLogger(__name__)
@@ -133,20 +133,20 @@ class SYSUMM01(VIDataset):
         require_dir(self.root, "SYSU-MM01 root")
         for camid in CAMERA_MODALITY:
             require_dir(self.root / f"cam{camid}", f"SYSU-MM01 camera {camid} folder")
-        val_ids = self._read_ids("val_id.txt")
+        val_ids = self._read_ids("val_id.txt", required="val ids to hold out" if evaluate_on == "val" else None)
         if evaluate_on == "val":
-            if not val_ids:
-                raise DatasetLayoutError(f"{self.root / 'exp' / 'val_id.txt'} lists no ids: nothing to hold out")
-            self.train_ids = sorted(set(self._read_ids("train_id.txt")))
+            self.train_ids = sorted(set(self._read_ids("train_id.txt", required="training ids")))
             self.test_ids = sorted(set(val_ids))
         else:
-            self.train_ids = sorted(set(self._read_ids("train_id.txt") + val_ids))
-            self.test_ids = sorted(set(self._read_ids("test_id.txt")))
+            self.train_ids = sorted(set(self._read_ids("train_id.txt", required="training ids") + val_ids))
+            self.test_ids = sorted(set(self._read_ids("test_id.txt", required="test ids")))
         self.train = records_in_folders(self.root, self.train_ids, CAMERA_MODALITY)
         self._warn_ids_without_images()
 
-    def _read_ids(self, file_name: str) -> list[int]:
-        return read_id_file(require_file(self.root / "exp" / file_name, "SYSU-MM01 id list"))
+    def _read_ids(self, file_name: str, required: str | None = None) -> list[int]:
+        """The ids of `exp/<file_name>`; required: what it must list (DatasetLayoutError naming it when empty)."""
+        ids = read_id_file(require_file(self.root / "exp" / file_name, "SYSU-MM01 id list"))
+        return require_listed(ids, self.root / "exp" / file_name, required) if required else ids
 
     def _warn_ids_without_images(self) -> None:
         missing = sorted(set(self.train_ids) - {record.pid for record in self.train})

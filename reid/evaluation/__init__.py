@@ -1,5 +1,5 @@
 """Evaluation: ranking metrics of the SYSU-MM01 / RegDB / LLCM protocols, the protocol runners,
-k-reciprocal re-ranking, and cluster-quality metrics of pseudo-labels."""
+cluster-contrast's k-reciprocal re-ranking (after Zhong et al.), and cluster-quality metrics of pseudo-labels."""
 from .cluster_quality import ClusterQuality, cluster_quality
 from .protocols import ProtocolResult, SettingResult, evaluate_protocol, protocol_settings
 from .ranking import PROTOCOLS, RankingResult, evaluate_ranking

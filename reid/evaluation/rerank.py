@@ -1,5 +1,12 @@
-"""k-reciprocal re-ranking of query-gallery distances (Zhong et al., CVPR 2017), built on the same
-sparse k-reciprocal Jaccard distance the clustering uses."""
+"""cluster-contrast's k-reciprocal re-ranking of query-gallery distances, after Zhong et al. (CVPR 2017).
+
+The Jaccard term is the clustering's sparse `reid.cluster.jaccard_distance` (cluster-contrast's
+`compute_jaccard_distance`), mixed with the original distance as Zhong et al.'s `re_ranking` does. It differs
+from Zhong's code in two ways: the k1 ranked neighbours count the image itself (Zhong: k1 + 1 columns, the
+image and k1 others), and the softmax weights use the squared distances 2 - 2 x.y as they are (Zhong: scaled
+by the row's largest). `tests/evaluation/test_rerank.py` checks it against a transcription of Zhong's
+`re_ranking` with these two changes, and that each change alters the distances.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -11,13 +18,14 @@ from reid.cluster.neighbors import l2_normalize
 
 def rerank_distances(query_features: torch.Tensor, gallery_features: torch.Tensor, *, k1: int = 20, k2: int = 6,
                      lambda_value: float = 0.3) -> np.ndarray:
-    """Re-ranked distances [Q, G] = (1 - lambda) * Jaccard + lambda * original distance.
+    """Re-ranked distances [Q, G] = (1 - lambda) * Jaccard + lambda * original distance (see the module docstring).
 
     query_features: [Q, D], gallery_features: [G, D] (L2-normalised here). The Jaccard distance is
     computed over queries and gallery together (`reid.cluster.jaccard_distance`: k1 neighbours, the
-    image itself among them; softmax weights; k2 query expansion); the original distance is the
-    squared Euclidean distance divided by the query's largest squared distance to any image (query or
-    gallery), as in Zhong et al.'s code (a per-row scaling, so lambda = 1 keeps the plain ranking). Off by default in the protocols, as in published tables.
+    image itself among them; softmax weights on unscaled squared distances; k2 query expansion); the
+    original distance is the squared Euclidean distance divided by the query's largest squared distance
+    to any image (query or gallery), as in Zhong et al.'s code (a per-row scaling, so lambda = 1 keeps
+    the plain ranking). Off by default in the protocols, as in published tables.
     """
     if not 0.0 <= lambda_value <= 1.0:
         raise ValueError(f"lambda_value must lie in [0, 1], got {lambda_value}")

@@ -41,7 +41,7 @@ def resolve_weights(depth: str, pretrained: str | os.PathLike) -> Path:
         if path.is_file():
             return path
     raise FileNotFoundError(
-        f"ImageNet weights for {depth} not found; tried {', '.join(str(p) for p in tried)}. This machine does not "
+        f"ImageNet weights for {depth} not found; tried {', '.join(str(p) for p in tried)}. The toolkit does not "
         f"download them: copy torchvision's {TORCHVISION_FILES[depth][0]} into {hub_checkpoint_dir()} (or set "
         "TORCH_HOME), or pass pretrained=<path to a torchvision .pth state dict>")
 

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from reid.data.io import DatasetLayoutError, ImageReadError, read_image, require_dir, require_file, write_image_atomic
+from reid.data.io import (DatasetLayoutError, ImageReadError, raise_image_errors, read_image, require_dir,
+                          require_file, require_listed, sixteen_to_eight_bit, write_image_atomic)
 from reid.data.record import Record
 
 
@@ -55,3 +59,64 @@ def test_image_read_error_survives_pickling():
 
     error = pickle.loads(pickle.dumps(ImageReadError("/x/cam1/0001/0002.jpg", "truncated")))
     assert isinstance(error, ImageReadError) and error.path == "/x/cam1/0001/0002.jpg" and "truncated" in str(error)
+
+
+class _UnreadableImages(torch.utils.data.Dataset):
+    """Every item reads the same file, which is not an image."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return np.asarray(read_image(self.path))
+
+
+def raising(*items, error):
+    """A generator yielding `items`, then raising `error`."""
+    yield from items
+    raise error
+
+
+def test_raise_image_errors_passes_batches_and_in_process_errors_through(tmp_path):
+    assert list(raise_image_errors(iter([1, 2, 3]))) == [1, 2, 3]
+    own = ImageReadError(tmp_path / "a.jpg", "truncated")
+    unrelated = ImageReadError("a message without a worker traceback")
+    for error in (own, unrelated):
+        batches = raise_image_errors(raising(1, error=error))
+        assert next(batches) == 1
+        with pytest.raises(ImageReadError) as info:
+            next(batches)
+        assert info.value is error
+
+
+def test_raise_image_errors_gives_a_worker_error_its_one_line_message(tmp_path):
+    path = tmp_path / "cam3" / "0001" / "0001.jpg"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an image")
+    with pytest.raises(ImageReadError) as in_process:
+        read_image(path)
+    loader = torch.utils.data.DataLoader(_UnreadableImages(path), num_workers=1)
+    with pytest.raises(ImageReadError) as raw:  # what a loader alone raises: the worker's traceback
+        list(loader)
+    assert "Traceback" in str(raw.value) and str(raw.value).count("\n") > 5
+    with pytest.raises(ImageReadError) as info:
+        list(raise_image_errors(loader))
+    assert str(info.value) == str(in_process.value)
+    assert info.value.__suppress_context__
+
+
+def test_require_listed_names_the_file_that_lists_nothing(tmp_path):
+    assert require_listed([3, 1], tmp_path / "ids.txt", "test ids") == [3, 1]
+    with pytest.raises(DatasetLayoutError, match=re.escape(f"{tmp_path / 'ids.txt'} lists no test ids")):
+        require_listed([], tmp_path / "ids.txt", "test ids")
+
+
+@pytest.mark.parametrize("value, expected", [(0, 0), (128, 0), (129, 1), (257, 1), (32896, 128), (65406, 254),
+                                             (65407, 255), (65535, 255)])
+def test_sixteen_to_eight_bit_rounds_value_over_257(value, expected):
+    image = Image.fromarray(np.array([[value]], np.uint16))
+    assert image.mode == "I;16"
+    assert sixteen_to_eight_bit(image).mode == "L" and sixteen_to_eight_bit(image).getpixel((0, 0)) == expected

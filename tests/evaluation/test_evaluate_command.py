@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+import reid.commands.evaluate as evaluate_command
 from reid.cli import main as vireid_main
 from reid.config import ModelConfig
 from reid.data import make_synthetic_sysu
@@ -75,3 +76,39 @@ def test_mismatched_checkpoint_names_file_and_keys(root, tmp_path, capsys):
     torch.save(payload, bad_config)
     assert vireid_main(["evaluate", "--checkpoint", str(bad_config), "--dataset", "synthetic", "--root", str(root)]) == 2
     assert "unknown config key 'archh'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_trials_below_one_are_refused_at_parsing(value, root, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    with pytest.raises(SystemExit) as info:
+        vireid_main(["evaluate", "--features", "f.pt", "--dataset", "synthetic", "--root", str(root),
+                     "--trials", value, "--out", str(out)])
+    assert info.value.code == 2 and "argument --trials" in capsys.readouterr().err
+    assert not out.exists()
+
+
+class NanResult:
+    """What the protocol returns when a metric is undefined (e.g. no query has a match)."""
+
+    def as_dict(self) -> dict:
+        return {"dataset": "sysu", "settings": {"all-single": {"mean": {"mAP": float("nan"), "R1": 0.5}}}}
+
+    def table(self) -> str:
+        return "| all-single | nan |"
+
+
+def test_undefined_metrics_are_written_as_null(root, checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(evaluate_command, "evaluate_protocol", lambda *args, **kwargs: NanResult())
+    out = tmp_path / "eval.json"
+    assert vireid_main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--root", str(root),
+                        "--out", str(out)]) == 0
+    report = json.loads(out.read_text(), parse_constant=pytest.fail)  # fails on a bare NaN
+    assert report["settings"]["all-single"]["mean"] == {"mAP": None, "R1": 0.5}
+
+
+def test_save_features_without_a_checkpoint_is_refused(root, tmp_path, capsys):
+    saved = tmp_path / "copy.pt"
+    assert vireid_main(["evaluate", "--features", str(tmp_path / "f.pt"), "--dataset", "synthetic", "--root",
+                        str(root), "--save-features", str(saved)]) == 2
+    assert "--save-features" in capsys.readouterr().err and not saved.exists()

@@ -19,29 +19,13 @@ from reid.checkpoint import load_checkpoint
 from reid.config import ConfigError, load_config
 from reid.data import load_dataset, make_synthetic_sysu
 
+from experiment_helpers import tiny_experiment_config, write_config
+
 DEMO = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "demo.yaml"
 
 
 def tiny_experiment(tmp_path: Path, data_root: Path, strategies=("joint", "per_modality_hungarian")) -> Path:
-    config = {
-        "data": {"name": "synthetic", "root": str(data_root)},
-        "translator": {"image": {"load_height": 36, "load_width": 18, "crop_height": 32, "crop_width": 16},
-                       "model": {"ngf": 4, "ndf": 4, "n_blocks": 1, "n_layers_d": 2},
-                       "train": {"batch_size": 2, "epochs": 1, "epochs_decay": 1, "max_steps": 2, "sample_every": 2}},
-        "translate": {"batch_size": 8},
-        "reid": {"model": {"arch": "tiny", "height": 32, "width": 16},
-                 "augment": {"pad": 2},
-                 "cluster": {"k1": 6, "k2": 2, "min_samples": 2},
-                 "train": {"iterations": 2, "num_identities": 2, "vis_identities": 1, "num_instances": 2,
-                           "stages": {"intra": {"epochs": 1}, "cross": {"epochs": 1}}},
-                 "eval": {"every": 1, "trials": 1, "batch_size": 16}},
-        "strategies": list(strategies),
-        "runtime": {"device": "cpu", "workers": 0, "log_level": "WARNING"},
-        "output_dir": str(tmp_path / "run"),
-    }
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_config(tiny_experiment_config(data_root, tmp_path / "run", strategies), tmp_path / "experiment.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""`vi-translate evaluate`: the command on a synthetic dataset and on paired folders, the feature extractors,
-hand values of the paired metrics, and the errors."""
+"""`vi-translate evaluate`: every reported number against `reference_metrics` (numpy / scipy) on the same
+images, with known translators and features on images written here, and with the trained tiny translator
+through the command; the feature extractors, hand values of the paired metrics, and the errors."""
 from __future__ import annotations
 
 import argparse
@@ -9,18 +10,26 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
+import reference_metrics as reference
+import vi_translate.evaluate as evaluate_module
 from reid.config import ModelConfig
+from reid.data import Record, load_dataset
 from reid.models import build_model, save_model_checkpoint
+from vi_translate.checkpoint import load_translator
 from vi_translate.config import ImageConfig, TranslatorConfig
-from vi_translate.evaluate import (KID_KEYS, add_parser, evaluate_cycle, evaluate_kid, evaluate_paired, evenly_spaced,
-                                   find_pairs, run, split_records)
+from vi_translate.evaluate import (KID_KEYS, add_parser, evaluate_cycle, evaluate_dataset, evaluate_kid,
+                                   evaluate_paired, evenly_spaced, find_pairs, run, split_records)
 from vi_translate.extractors import reid_extractor, torchvision_extractor
 from vi_translate.losses import match_channels
+
+KNOWN_CONFIG = TranslatorConfig(image=ImageConfig(load_height=36, load_width=18, crop_height=32, crop_width=16,
+                                                  ir_channels=1))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +58,224 @@ def finite_numbers(value) -> list[float]:
     return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
 
 
-def test_dataset_evaluation_writes_json_grid_and_table(setup, tmp_path, capsys):
+# ---------------------------------------------------------------------------------------------- reference values
+
+
+def read_model_range(path: Path, mode: str) -> np.ndarray:
+    """An image file as the model sees it, read with PIL alone: [C, H, W] float64 in [-1, 1]."""
+    array = np.asarray(Image.open(path).convert(mode), dtype=np.float64) / 127.5 - 1.0
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def read_all(paths, mode: str) -> np.ndarray:
+    return np.stack([read_model_range(path, mode) for path in paths])
+
+
+def assert_scores_match(actual: dict, expected: dict) -> None:
+    """A reported {psnr, ssim, l1, images} against `reference_metrics.scores` (float32 pipeline vs float64)."""
+    assert actual["images"] == expected["images"]
+    assert actual["psnr"] == pytest.approx(expected["psnr"], rel=1e-5)
+    assert actual["ssim"] == pytest.approx(expected["ssim"], abs=1e-5)
+    assert actual["l1"] == pytest.approx(expected["l1"], rel=1e-5, abs=1e-7)
+
+
+def assert_kid_matches(actual: dict, expected: dict) -> None:
+    """The reported KID entries {key: {mean, std, images}} against {key: ((mean, std), images)}."""
+    for key, ((mean, std), images) in expected.items():
+        assert actual[key]["images"] == images, key
+        assert actual[key]["mean"] == pytest.approx(mean, rel=1e-4, abs=1e-6), key
+        assert actual[key]["std"] == pytest.approx(std, rel=1e-4, abs=1e-6), key
+
+
+def expected_kid(features: dict[str, np.ndarray], subset_size: int, num_subsets: int, seed: int) -> dict:
+    """KID of translated infrared vs real infrared, translated visible vs real visible, real vs real, from the
+    features of each set {"vis", "ir", "fake_vis", "fake_ir"} [n, D]."""
+    pairs = {KID_KEYS["fake_ir"]: ("fake_ir", "ir"), KID_KEYS["fake_vis"]: ("fake_vis", "vis"),
+             KID_KEYS["reference"]: ("vis", "ir")}
+    return {key: (reference.kid(features[a], features[b], subset_size, num_subsets, seed),
+                  [len(features[a]), len(features[b])]) for key, (a, b) in pairs.items()}
+
+
+# ---------------------------------------------------------------------------------------------- known translators
+
+
+def known_vis2ir(images: np.ndarray) -> np.ndarray:
+    """[B, 3, H, W] -> [B, 1, H, W]: 0.8 luma + 0.1."""
+    return 0.8 * reference.luma(images) + 0.1
+
+
+def known_ir2vis(images: np.ndarray) -> np.ndarray:
+    """[B, 1, H, W] -> [B, 3, H, W]: 1.3 grey - 0.1 in three channels, beyond [-1, 1] where the grey is bright
+    or dark (the evaluation clamps generator outputs to [-1, 1])."""
+    return np.repeat(1.3 * images - 0.1, 3, axis=1)
+
+
+class NumpyTranslator(nn.Module):
+    """A generator computing a numpy function of its input (float32 in and out)."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.function(images.double().numpy())).float()
+
+
+KNOWN_NETS = SimpleNamespace(g_vis2ir=NumpyTranslator(known_vis2ir), g_ir2vis=NumpyTranslator(known_ir2vis))
+
+
+def translate(function, images: np.ndarray) -> np.ndarray:
+    """What the evaluation compares: the translator's output clamped to [-1, 1]."""
+    return np.clip(function(images), -1.0, 1.0)
+
+
+def pooled_features(images: np.ndarray) -> np.ndarray:
+    """[B, 1 or 3, 32, 16] -> [B, 24]: the means of 8x8 cells of the three channels (grey repeated)."""
+    images = reference.to_channels(np.float64(images), 3)
+    return images.reshape(len(images), 3, 4, 8, 2, 8).mean((3, 5)).reshape(len(images), -1)
+
+
+class PooledExtractor:
+    """A feature extractor (see vi_translate.extractors) computing `pooled_features`; records each call's
+    (modality, channels)."""
+
+    name, feature_dim, weights = "pooled", 24, "none"
+
+    def __init__(self) -> None:
+        self.calls: set[tuple[str, int]] = set()
+
+    def __call__(self, images: torch.Tensor, modality=None) -> torch.Tensor:
+        self.calls.add((modality, images.shape[1]))
+        return torch.from_numpy(pooled_features(images.numpy())).float()
+
+
+def write_random_images(folder: Path, names: list[str], mode: str, seed: int) -> list[Path]:
+    """Random 16x32 (W x H) PNG images of PIL `mode` ("RGB" or "L") named <name>.png under `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for name in names:
+        pixels = rng.integers(0, 256, (32, 16, 3) if mode == "RGB" else (32, 16), dtype=np.uint8)
+        Image.fromarray(pixels, mode).save(folder / f"{name}.png")
+        paths.append(folder / f"{name}.png")
+    return paths
+
+
+@pytest.fixture
+def known_records(tmp_path) -> list[Record]:
+    """5 visible and 4 one-channel infrared random images (sorted by path)."""
+    vis = write_random_images(tmp_path / "vis", [f"v{i}" for i in range(5)], "RGB", seed=1)
+    ir = write_random_images(tmp_path / "ir", [f"i{i}" for i in range(4)], "L", seed=2)
+    return [Record(str(path), pid=0, camid=1, modality="vis") for path in vis] + \
+        [Record(str(path), pid=0, camid=3, modality="ir") for path in ir]
+
+
+def expected_on_known_records(records: list[Record], vis_rows: list[int], subset_size: int, num_subsets: int,
+                              seed: int) -> tuple[dict, dict, dict]:
+    """(cycle, kid, images) for the known translators and `PooledExtractor` on the visible rows `vis_rows`
+    and every infrared record: cycle {"vis", "ir": scores}; kid as `expected_kid`; images {"vis", "fake_ir",
+    "rec_vis", "ir", "fake_vis", "rec_ir"} [n, C, H, W]."""
+    vis = read_all([r.path for r in records if r.modality == "vis"], "RGB")[vis_rows]
+    ir = read_all([r.path for r in records if r.modality == "ir"], "L")
+    fake_ir, fake_vis = translate(known_vis2ir, vis), translate(known_ir2vis, ir)
+    images = {"vis": vis, "fake_ir": fake_ir, "rec_vis": translate(known_ir2vis, fake_ir),
+              "ir": ir, "fake_vis": fake_vis, "rec_ir": translate(known_vis2ir, fake_vis)}
+    cycle = {"vis": reference.scores(images["rec_vis"], vis), "ir": reference.scores(images["rec_ir"], ir)}
+    features = {key: pooled_features(images[key]) for key in ("vis", "ir", "fake_vis", "fake_ir")}
+    return cycle, expected_kid(features, subset_size, num_subsets, seed), images
+
+
+# ---------------------------------------------------------------------------------------------- library functions
+
+
+def test_evaluate_dataset_matches_numpy_on_known_images(known_records):
+    """limit 4 of 5 visible images: rows 0, 1, 3, 4 (evenly spaced); KID subsets of 3 of 4 rows, seed 7."""
+    extractor = PooledExtractor()
+    results, samples = evaluate_dataset(KNOWN_NETS, KNOWN_CONFIG, known_records, "cpu", limit=4, extractor=extractor,
+                                        subset_size=3, num_subsets=5, batch_size=3, seed=7, grid_images=2)
+    cycle, kid, images = expected_on_known_records(known_records, [0, 1, 3, 4], subset_size=3, num_subsets=5, seed=7)
+    for modality in ("vis", "ir"):
+        assert_scores_match(results["cycle"][modality], cycle[modality])
+    assert_kid_matches(results["kid"], kid)
+    assert {key: results["kid"][key] for key in ("extractor", "subset_size", "num_subsets", "seed")} == \
+        {"extractor": "pooled", "subset_size": 3, "num_subsets": 5, "seed": 7}
+    assert extractor.calls == {("vis", 3), ("ir", 1)}  # translations are passed with the modality they imitate
+    for key, expected in images.items():
+        np.testing.assert_allclose(samples[key].numpy(), expected[:2], atol=1e-6, err_msg=key)
+
+
+def test_cycle_and_kid_functions_match_numpy_on_known_images(known_records):
+    """evaluate_cycle and evaluate_kid alone; KID subsets of 4 of the 4 rows: every subset is the whole set."""
+    cycle = evaluate_cycle(KNOWN_NETS, KNOWN_CONFIG, known_records, "cpu", limit=4, batch_size=2)
+    kid = evaluate_kid(KNOWN_NETS, KNOWN_CONFIG, known_records, PooledExtractor(), "cpu", limit=4, subset_size=10,
+                       num_subsets=3, batch_size=2)
+    expected_cycle, expected_kid_values, _ = expected_on_known_records(known_records, [0, 1, 3, 4], subset_size=10,
+                                                                       num_subsets=3, seed=0)
+    for modality in ("vis", "ir"):
+        assert_scores_match(cycle[modality], expected_cycle[modality])
+    assert_kid_matches(kid, expected_kid_values)
+    assert kid["subset_size"] == 4 and kid[KID_KEYS["reference"]]["std"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_evaluate_paired_matches_numpy_on_known_images(tmp_path):
+    """Pairs by name (a, b, c; v_only and i_only have no partner); limit 2 of 3 pairs: a and c."""
+    vis = write_random_images(tmp_path / "vis", ["a", "b", "c", "v_only"], "RGB", seed=3)
+    ir = write_random_images(tmp_path / "ir", ["a", "b", "c", "i_only"], "L", seed=4)
+    results, samples = evaluate_paired(KNOWN_NETS, KNOWN_CONFIG, tmp_path / "vis", tmp_path / "ir", "cpu", limit=2,
+                                       batch_size=1, grid_images=1)
+    vis_images, ir_images = read_all([vis[0], vis[2]], "RGB"), read_all([ir[0], ir[2]], "L")
+    assert results["pairs"] == 2
+    assert_scores_match(results["vis2ir"], reference.scores(translate(known_vis2ir, vis_images), ir_images))
+    assert_scores_match(results["ir2vis"], reference.scores(translate(known_ir2vis, ir_images), vis_images))
+    np.testing.assert_allclose(samples["fake_vis"].numpy(), translate(known_ir2vis, ir_images[:1]), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- the command
+
+
+def net_outputs(generator: nn.Module, images: np.ndarray) -> np.ndarray:
+    """A trained generator's output on [B, C, H, W] float64 images, clamped to [-1, 1], as float64."""
+    with torch.no_grad():
+        return generator(torch.from_numpy(images).float()).clamp(-1.0, 1.0).double().numpy()
+
+
+class RecordingExtractor:
+    """Wraps the command's feature extractor and keeps every image it was given with its features."""
+
+    def __init__(self, extractor) -> None:
+        self.extractor, self.images, self.features = extractor, [], []
+
+    def __getattr__(self, name: str):
+        return getattr(self.extractor, name)
+
+    def __call__(self, images: torch.Tensor, modality=None) -> torch.Tensor:
+        features = self.extractor(images, modality)
+        self.images.append(images.double().flatten(1))
+        self.features.append(features.double())
+        return features
+
+    def features_of(self, images: np.ndarray) -> np.ndarray:
+        """The features computed for each of `images` [n, C, H, W] (found within 1e-5) -> [n, D]."""
+        seen, features = torch.cat(self.images).numpy(), torch.cat(self.features).numpy()
+        rows = []
+        for image in images.reshape(len(images), -1):
+            distance = np.abs(seen - image).max(1)
+            assert distance.min() < 1e-5, "the command extracted no features of this image"
+            rows.append(features[distance.argmin()])
+        return np.stack(rows)
+
+
+def test_dataset_command_reports_the_translators_numbers(setup, tmp_path, monkeypatch):
+    """The command's JSON against numpy on the images read with PIL, translated by the checkpoint's generators
+    (synthetic images are stored at the trained 32x16, so nothing is resized); KID of the features the command's
+    extractor gave those very images, 4-row subsets, seed 0."""
+    built, build = [], evaluate_module.build_extractor
+
+    def build_recording(*args) -> RecordingExtractor:
+        built.append(RecordingExtractor(build(*args)))
+        return built[-1]
+
+    monkeypatch.setattr(evaluate_module, "build_extractor", build_recording)
     out = tmp_path / "eval"
     args = parse(["--checkpoint", str(setup.checkpoint), "--dataset", "synthetic", "--root", str(setup.root),
                   "--extractor", "torchvision:resnet18", "--extractor-weights", "random", "--max-images", "8",
@@ -60,39 +286,35 @@ def test_dataset_evaluation_writes_json_grid_and_table(setup, tmp_path, capsys):
     results = json.loads((out / "translator_eval.json").read_text())
     assert results["dataset"]["split"] == "test" and results["image"] == {"height": 32, "width": 16, "ir_channels": 3}
     assert results["extractor"] == {"name": "torchvision:resnet18", "weights": "random", "feature_dim": 512}
-    found = results["dataset"]["images_found"]
-    assert found["vis"] > 8 and 2 <= found["ir"] <= 8  # 2 test ids: 7 infrared test images here
-    used = {modality: min(8, found[modality]) for modality in ("vis", "ir")}
+    records = split_records(load_dataset("synthetic", setup.root), "test")
+    chosen = {m: evenly_spaced([r.path for r in records if r.modality == m], 8) for m in ("vis", "ir")}
+    assert results["dataset"]["images_found"] == {m: sum(r.modality == m for r in records) for m in ("vis", "ir")}
+    assert len(chosen["vis"]) == 8 and 2 <= len(chosen["ir"]) < 8  # 2 test ids: fewer infrared images than 8
+    nets, _ = load_translator(setup.checkpoint, "cpu")
+    real = {m: read_all(chosen[m], "RGB") for m in ("vis", "ir")}
+    fake = {"ir": net_outputs(nets.g_vis2ir, real["vis"]), "vis": net_outputs(nets.g_ir2vis, real["ir"])}
+    rec = {"vis": net_outputs(nets.g_ir2vis, fake["ir"]), "ir": net_outputs(nets.g_vis2ir, fake["vis"])}
     for modality in ("vis", "ir"):
-        cycle = results["cycle"][modality]
-        assert cycle["images"] == used[modality] and 0 < cycle["psnr"] < 60 and -1 <= cycle["ssim"] <= 1 and 0 < cycle["l1"] < 2
-    kid = results["kid"]
-    assert kid["subset_size"] == 4 and kid["num_subsets"] == 5 and kid["extractor"] == "torchvision:resnet18"
-    expected_counts = {"vis2ir_vs_real_ir": [used["vis"], used["ir"]], "ir2vis_vs_real_vis": [used["ir"], used["vis"]],
-                       "real_vis_vs_real_ir": [used["vis"], used["ir"]]}
-    for key, counts in expected_counts.items():
-        assert kid[key]["images"] == counts and kid[key]["std"] >= 0
+        assert_scores_match(results["cycle"][modality], reference.scores(rec[modality], real[modality]))
+    sets = {"vis": real["vis"], "ir": real["ir"], "fake_ir": fake["ir"], "fake_vis": fake["vis"]}
+    features = {name: built[0].features_of(images) for name, images in sets.items()}
+    assert_kid_matches(results["kid"], expected_kid(features, 4, 5, seed=0))
+    assert results["kid"]["subset_size"] == 4 and results["kid"]["num_subsets"] == 5
     assert "paired" not in results
     assert all(math.isfinite(n) for n in finite_numbers(results))
     grid = Image.open(out / "grid.png")
     assert grid.size[0] > 6 * 16 and grid.size[1] > 4 * 32  # 6 columns, 4 samples
-    table = printed
-    assert "cycle vis -> ir -> vis" in table and "real vis vs real ir (reference)" in table
+    assert "cycle vis -> ir -> vis" in printed and "real vis vs real ir (reference)" in printed
 
 
-def test_library_functions_agree_with_the_command_pass(setup):
-    from vi_translate.checkpoint import load_translator
-    from reid.data import load_dataset
-
-    nets, config = load_translator(setup.checkpoint, "cpu")
-    records = split_records(load_dataset("synthetic", setup.root), "test")
+def test_split_records_are_the_sorted_test_images_of_both_modalities(setup):
+    dataset = load_dataset("synthetic", setup.root)
+    records = split_records(dataset, "test")
     assert {r.modality for r in records} == {"vis", "ir"} and records == sorted(records, key=lambda r: r.path)
-    cycle = evaluate_cycle(nets, config, records, "cpu", limit=4, batch_size=3)
-    assert cycle["vis"]["images"] == 4 and cycle["ir"]["images"] == 4
-    extractor = torchvision_extractor("resnet18", None, "cpu", image_size=64)
-    first = evaluate_kid(nets, config, records, extractor, "cpu", limit=4, subset_size=3, num_subsets=4)
-    again = evaluate_kid(nets, config, records, extractor, "cpu", limit=4, subset_size=3, num_subsets=4)
-    assert first == again and first["subset_size"] == 3  # deterministic: same images, same subsets
+    assert {r.path for r in records} == {r.path for r in dataset.test_images()}
+    assert split_records(dataset, "train") == sorted(dataset.train, key=lambda r: r.path)
+    with pytest.raises(ValueError, match="split must be"):
+        split_records(dataset, "val")
 
 
 def make_pairs(root: Path, folder: Path, count: int) -> None:
@@ -118,12 +340,14 @@ def test_paired_folders(setup, tmp_path, capsys):
     assert "cycle" not in results and "kid" not in results
     paired = results["paired"]
     assert paired["pairs"] == 3
-    for direction in ("vis2ir", "ir2vis"):
-        assert paired[direction]["images"] == 3 and 0 < paired[direction]["psnr"] < 60
+    names = [f"pair_{i}.jpg" for i in range(3)]
+    vis, ir = (read_all([tmp_path / "pairs" / side / name for name in names], "RGB") for side in ("vis", "ir"))
+    nets, _ = load_translator(setup.checkpoint, "cpu")
+    assert_scores_match(paired["vis2ir"], reference.scores(net_outputs(nets.g_vis2ir, vis), ir))
+    assert_scores_match(paired["ir2vis"], reference.scores(net_outputs(nets.g_ir2vis, ir), vis))
     assert Image.open(out / "grid.png").size[1] > 3 * 32  # 3 pairs
     assert "paired vis2ir vs real ir" in printed
-    assert [p[0].name for p in find_pairs(tmp_path / "pairs" / "vis", tmp_path / "pairs" / "ir")] == \
-        ["pair_0.jpg", "pair_1.jpg", "pair_2.jpg"]
+    assert [p[0].name for p in find_pairs(tmp_path / "pairs" / "vis", tmp_path / "pairs" / "ir")] == names
 
 
 class Convert(nn.Module):

@@ -1,11 +1,14 @@
-"""Translation metrics: PSNR / SSIM / L1 hand values, channel handling, KID against a loop implementation."""
+"""Translation metrics: PSNR / SSIM / L1 hand values and numpy formulas, channel handling, KID against hand
+values and a numpy transcription over the documented subsets."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+import reference_metrics as reference
 from vi_translate.metrics import kid, kid_subset_indices, l1, mmd2_unbiased, psnr, ssim
 
 
@@ -52,6 +55,23 @@ def test_ssim_of_flat_images_matches_the_luminance_term():
     assert ssim(a, b).item() == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("pred_channels, target_channels, dtype, tolerance", [
+    (3, 3, torch.float32, 1e-5), (1, 3, torch.float32, 1e-5), (3, 1, torch.float32, 1e-5),
+    (3, 3, torch.float64, 1e-10)])
+def test_psnr_ssim_l1_match_numpy_formulas(pred_channels, target_channels, dtype, tolerance):
+    """Textured images (a mix of the target and noise) against `reference_metrics`: PSNR, SSIM with its Gaussian
+    window, reflected borders and constants, L1; the prediction taken to the target's channels first."""
+    target = images(seed=5, channels=target_channels).to(dtype)
+    like_target = torch.from_numpy(reference.to_channels(target.numpy(), pred_channels)).to(dtype)
+    pred = 0.7 * like_target + 0.3 * images(seed=6, channels=pred_channels).to(dtype)
+    expected_pred = reference.to_channels(pred.numpy(), target_channels)
+    for metric, formula in ((psnr, reference.psnr), (ssim, reference.ssim), (l1, reference.l1)):
+        value = metric(pred, target)
+        assert value.dtype == dtype and value.shape == (2,)
+        np.testing.assert_allclose(value.numpy(), formula(expected_pred, target.numpy()), rtol=tolerance,
+                                   atol=tolerance, err_msg=metric.__name__)
+
+
 def test_one_and_three_channel_images_are_compared_in_the_targets_channels():
     grey = images(seed=3, channels=1)
     rgb = grey.repeat(1, 3, 1, 1)
@@ -66,29 +86,38 @@ def test_one_and_three_channel_images_are_compared_in_the_targets_channels():
         l1(images(height=32), images(height=16))
 
 
-def loop_mmd2(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The unbiased MMD^2 estimator written term by term."""
-    m, dim = a.shape
-    k = lambda x, y: (float(x @ y) / dim + 1.0) ** 3  # noqa: E731
-    within_a = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j)
-    within_b = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j)
-    across = sum(k(a[i], b[j]) for i in range(m) for j in range(m))
-    return within_a / (m * (m - 1)) + within_b / (m * (m - 1)) - 2 * across / m ** 2
+def test_mmd2_hand_values():
+    """D = 1, k(x, y) = (x y + 1)^3: k(0, 0) = k(0, 1) = 1, k(1, 1) = 8."""
+    zeros, ones, both = torch.zeros(2, 1), torch.ones(2, 1), torch.tensor([[0.0], [1.0]])
+    # within {0, 0}: 1; within {1, 1}: 8; across: every pair k(0, 1) = 1 -> 1 + 8 - 2 * 1
+    assert mmd2_unbiased(zeros, ones).item() == pytest.approx(7.0)
+    # within {0, 1}: k(0, 1) = 1 on both sides; across: (1 + 1 + 1 + 8) / 4 -> 1 + 1 - 2 * 2.75
+    assert mmd2_unbiased(both, both).item() == pytest.approx(-3.5)
+    batched = mmd2_unbiased(torch.stack([zeros, both]), torch.stack([ones, both]))  # [S, m, D] -> [S]
+    assert batched.tolist() == pytest.approx([7.0, -3.5])
 
 
-def test_kid_matches_a_loop_over_the_same_subsets():
+def test_kid_matches_numpy_over_the_documented_subsets():
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(12, 5, generator=generator, dtype=torch.float64)
     b = torch.randn(9, 5, generator=generator, dtype=torch.float64) + 0.3
     index_a, index_b = kid_subset_indices(12, 9, subset_size=6, num_subsets=7, seed=3)
-    assert index_a.shape == index_b.shape == (7, 6)
-    assert all(len(set(row.tolist())) == 6 for row in torch.cat([index_a, index_b]))  # without replacement
-    assert int(index_a.max()) < 12 and int(index_b.max()) < 9
-    values = torch.tensor([loop_mmd2(a[ia], b[ib]) for ia, ib in zip(index_a, index_b)], dtype=torch.float64)
+    draws = reference.kid_subsets(12, 9, subset_size=6, num_subsets=7, seed=3)
+    assert index_a.tolist() == [rows_a for rows_a, _ in draws] and index_b.tolist() == [rows_b for _, rows_b in draws]
     mean, std = kid(a, b, subset_size=6, num_subsets=7, seed=3, chunk=3)  # chunks of 3, 3, 1 subsets
-    assert mean == pytest.approx(float(values.mean()), rel=1e-12)
-    assert std == pytest.approx(float(values.std(correction=0)), rel=1e-10)
-    assert mmd2_unbiased(a[:4], b[:4]).item() == pytest.approx(loop_mmd2(a[:4], b[:4]), rel=1e-12)
+    expected_mean, expected_std = reference.kid(a.numpy(), b.numpy(), subset_size=6, num_subsets=7, seed=3)
+    assert mean == pytest.approx(expected_mean, rel=1e-12) and std == pytest.approx(expected_std, rel=1e-10)
+    expected_mmd2 = reference.mmd2_unbiased(a[:4].numpy(), b[:4].numpy())
+    assert mmd2_unbiased(a[:4], b[:4]).item() == pytest.approx(expected_mmd2, rel=1e-12)
+
+
+def test_kid_of_float32_features_is_computed_in_float64():
+    """Features near 30: kernel values ~1e8 whose differences make the MMD; float32 sums are off by ~5e-4."""
+    generator = torch.Generator().manual_seed(1)
+    a, b = torch.randn(6, 4, generator=generator) + 30, torch.randn(6, 4, generator=generator) + 30
+    mean, std = kid(a, b, subset_size=6, num_subsets=2)  # every subset is a permutation of all 6 rows
+    assert mean == pytest.approx(reference.mmd2_unbiased(a.numpy(), b.numpy()), rel=1e-9)
+    assert std == pytest.approx(0.0, abs=1e-6 * abs(mean))
 
 
 def test_kid_subsets_are_capped_and_reproducible():

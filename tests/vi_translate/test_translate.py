@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from reid.data import DatasetLayoutError, Record, TranslatedViews, load_dataset, make_synthetic_sysu
-from reid.data.translated import read_manifest
+from reid.data.translated import MANIFEST_NAME, read_manifest, source_stamp
 from vi_translate.cli import main as translate_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,8 +39,10 @@ def test_complete_mirrored_tree_and_reader(tiny_dataset, tiny_translator, tmp_pa
     manifest = read_manifest(out)
     assert len(manifest) == len(dataset.train) and {e.status for e in manifest.values()} == {"done"}
     assert {e.direction for e in manifest.values()} == {"vis2ir", "ir2vis"}
+    assert all((e.source_size, e.source_mtime_ns) == source_stamp(tiny_dataset / e.source) for e in manifest.values())
     summary = json.loads((out / "translation.json").read_text())
     assert summary["complete"] and summary["counts"]["done"] == len(dataset.train) and len(summary["checkpoint_sha256"]) == 64
+    assert summary["dataset_root"] == str(tiny_dataset.resolve())
 
     views = TranslatedViews(out, tiny_dataset)
     records, paths = views.pair(dataset.train)
@@ -76,6 +79,57 @@ def test_corrupt_input_is_recorded_and_the_rest_translated(tiny_dataset, tiny_tr
     assert entry.status == "failed" and str(broken) in entry.error
     assert sum(e.status == "done" for e in manifest.values()) == len(load_dataset("synthetic", root).train) - 1
     assert not json.loads((out / "translation.json").read_text())["complete"]
+
+
+def test_rerun_after_a_torn_manifest_line_translates_the_lost_image_again(tiny_dataset, tiny_translator, tmp_path):
+    """A run killed while appending leaves half a line; the rerun cuts it off and translates that image again."""
+    out = tmp_path / "translated"
+    assert translate(tiny_translator, tiny_dataset, out) == 0
+    manifest = out / MANIFEST_NAME
+    lines = manifest.read_text().splitlines(keepends=True)
+    lost = json.loads(lines[-1])["source"]
+    manifest.write_text("".join(lines[:-1]) + lines[-1][:len(lines[-1]) // 2])
+    assert lost not in read_manifest(out)
+    assert translate(tiny_translator, tiny_dataset, out) == 0
+    summary = json.loads((out / "translation.json").read_text())
+    assert summary["counts"]["this_run"] == {"translated": 1, "failed": 0, "skipped": len(lines) - 1}
+    assert [json.loads(line)["source"] for line in manifest.read_text().splitlines()] == \
+        [json.loads(line)["source"] for line in lines]  # every line whole: the lost image's last
+    assert summary["complete"] and summary["counts"]["done"] == len(lines)
+
+
+def test_a_rerun_refuses_a_changed_source_naming_it_and_overwrite_translates_it_again(tiny_dataset, tiny_translator,
+                                                                                      tmp_path, capsys):
+    root = tmp_path / "dataset"
+    shutil.copytree(tiny_dataset, root)
+    out = tmp_path / "translated"
+    assert translate(tiny_translator, root, out, "--direction", "vis2ir") == 0
+    changed = Path(next(r.path for r in load_dataset("synthetic", root).train if r.modality == "vis"))
+    size = changed.stat().st_size
+    changed.write_bytes(changed.read_bytes() + b"\0" * 6)  # trailing bytes: still a readable JPEG
+    records = load_dataset("synthetic", root).train
+    message = f"{changed} changed after it was translated (size {size} -> {size + 6} bytes"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TranslatedViews(out, root).pair(records, skip_missing=True)
+    assert translate(tiny_translator, root, out, "--direction", "vis2ir") == 2
+    assert message in capsys.readouterr().err
+    assert translate(tiny_translator, root, out, "--direction", "vis2ir", "--overwrite") == 0
+    assert json.loads((out / "translation.json").read_text())["counts"]["this_run"]["translated"] == 1
+    kept, _ = TranslatedViews(out, root).pair(records, skip_missing=True)
+    assert len(kept) == sum(r.modality == "vis" for r in records)
+
+
+def test_an_out_made_from_another_dataset_root_is_refused_naming_both(tiny_dataset, tiny_translator, tmp_path, capsys):
+    """Same relative paths, other images: pairing them would give each image another person's translation."""
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    out = tmp_path / "translated"
+    assert translate(tiny_translator, tiny_dataset, out, "--direction", "vis2ir") == 0
+    message = f"made from the dataset at {tiny_dataset.resolve()}, not from {other.resolve()}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TranslatedViews(out, other)
+    assert translate(tiny_translator, other, out, "--direction", "vis2ir") == 2
+    assert message in capsys.readouterr().err
 
 
 def test_refusals(tiny_dataset, tiny_translator, tmp_path, capsys):

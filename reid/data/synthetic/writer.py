@@ -67,12 +67,20 @@ def check_synthetic_options(root: str | os.PathLike, options: Mapping[str, Any])
     """Raise ValueError naming every option whose value differs from the one `root/synthetic.json` records
     (a tree of the current generator version is expected)."""
     marker = Path(root) / MARKER_NAME
+    _refuse_other_parameters(marker, _read_marker(marker), {"version": FORMAT_VERSION, **options})
+
+
+def _read_marker(marker: Path) -> dict[str, Any]:
+    """The parameters `marker` records; ValueError naming it when it cannot be read."""
     try:
-        recorded = json.loads(marker.read_text())
+        return json.loads(marker.read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{marker} is not a readable synthetic-tree marker: {error}") from None
-    expected = {"version": FORMAT_VERSION, **options}
-    differing = [f"{key}: {recorded.get(key)!r} there, {value!r} asked" for key, value in expected.items()
+
+
+def _refuse_other_parameters(marker: Path, recorded: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
+    """Raise ValueError naming each key of `asked` whose value differs from `recorded`, with both values."""
+    differing = [f"{key}: {recorded.get(key)!r} there, {value!r} asked" for key, value in asked.items()
                  if recorded.get(key) != value]
     if differing:
         raise ValueError(f"{marker} records a synthetic tree with other parameters ({'; '.join(differing)}); "
@@ -94,15 +102,8 @@ def _check_root(root: Path, params: Mapping[str, Any]) -> bool:
     if root.exists() and not root.is_dir():
         raise ValueError(f"{root} is a file; make_synthetic_sysu needs a folder")
     if marker.is_file():
-        try:
-            recorded = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{marker} is not a readable synthetic-tree marker: {error}") from None
-        differing = [f"{key}: {recorded.get(key)!r} there, {value!r} asked" for key, value in params.items()
-                     if recorded.get(key) != value]
-        if differing:
-            raise ValueError(f"{marker} records a synthetic tree with other parameters ({'; '.join(differing)}); "
-                             "use another root or delete this one")
+        recorded = _read_marker(marker)
+        _refuse_other_parameters(marker, recorded, params)
         return bool(recorded.get("complete"))
     if root.is_dir() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty and has no {MARKER_NAME}: refusing to write a synthetic tree into it")
