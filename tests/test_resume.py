@@ -194,3 +194,20 @@ def test_fresh_moves_the_old_run_aside_and_starts_from_the_first_epoch(data, one
     old = out / "previous" / "1"
     for name in ("checkpoints/last.pt", "metrics.jsonl", "config.yaml", "eval/epoch_001.json"):
         assert (old / name).read_bytes() == (one_epoch / name).read_bytes(), name
+
+
+def test_a_checkpoint_saved_before_a_key_existed_compares_at_its_default(tmp_path):
+    """Keys the schema gained since a checkpoint was written (e.g. cluster.num_clusters) count as their defaults;
+    the saved stages stay as saved (a first-stage checkpoint gains no default `cross` stage)."""
+    from reid.config import config_to_dict
+    from reid.train import with_defaults
+    from reid.train_config import ReIDConfig
+
+    saved = config_to_dict(ReIDConfig())
+    del saved["cluster"]["num_clusters"]
+    saved["train"]["stages"] = {"intra": {"epochs": 2, "lr": 1e-3}}
+    filled = with_defaults(saved, tmp_path / "last.pt")
+    assert filled["cluster"]["num_clusters"] is None
+    assert list(filled["train"]["stages"]) == ["intra"]
+    assert filled["train"]["stages"]["intra"]["lr"] == 1e-3 and filled["train"]["stages"]["intra"]["labels"] == \
+        "per_modality"
