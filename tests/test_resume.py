@@ -211,3 +211,10 @@ def test_a_checkpoint_saved_before_a_key_existed_compares_at_its_default(tmp_pat
     assert list(filled["train"]["stages"]) == ["intra"]
     assert filled["train"]["stages"]["intra"]["lr"] == 1e-3 and filled["train"]["stages"]["intra"]["labels"] == \
         "per_modality"
+    # and the resume check applies it: a run saved without the key continues under today's config
+    from reid.train import check_same_run
+
+    config = ReIDConfig(output_dir=str(tmp_path))
+    without_key = config_to_dict(config)
+    del without_key["cluster"]["num_clusters"]
+    check_same_run(without_key, config, 1, tmp_path / "last.pt")

@@ -185,6 +185,8 @@ def test_best_epoch_is_the_highest_test_map_of_the_first_setting(histories):
 
     best = best_epoch(histories["joint"])
     assert (best["epoch"], best["stage"]) == (4, "cross")
+    falling = histories["joint"] + [record(5, 0.7, 0.8, 0.4, stage="cross")]  # mAP 0.20 after 0.30: not the last
+    assert best_epoch(falling)["epoch"] == 4
     row = seed_row("joint", 0, "indoor-single", histories["joint"][-1]["eval"]["indoor-single"], histories["joint"], best)
     assert (row["best_R1"], row["best_mAP"], row["best_epoch"]) == (0.9, 0.9, 4)
     assert best_epoch(histories["none"]) == {}
