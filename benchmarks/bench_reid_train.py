@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from reid.losses import cross_view_nce
-from reid.memory import ClusterMemory
+from reid.memories import ClusterMemory
 from reid.models import build_model
 from reid.runtime import autocast, to_memory_format
 

@@ -4,6 +4,7 @@
     python -m experiments run experiments/configs/demo.yaml --from reid
     python -m experiments run experiments/configs/demo.yaml --seeds 3
     python -m experiments ablate experiments/configs/demo.yaml
+    python -m experiments reid-config experiments/configs/sysu.yaml pgm --out pgm.yaml   # its vireid train config
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from typing import Sequence
 
 from reid.checkpoint import CheckpointError
 from reid.cli_support import add_log_level_option, interrupted, log_level, parse_with_overrides, positive_int
-from reid.config import ConfigError, load_config
+from reid.config import ConfigError, load_config, save_config
 from reid.runtime import setup_logging
+from reid.train import with_method_options
 
-from .config import ABLATION, OPPOSITES, ExperimentConfig, ablation_variants
+from .config import ABLATION, OPPOSITES, VARIANTS, ExperimentConfig, ablation_variants, reid_config
 from .runner import STAGES, run_experiment
 
 
@@ -54,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
                              help="run this stage and every later one again, even if finished")
         command.add_argument("--seeds", type=positive_int, metavar="N", default=argparse.SUPPRESS, help=SEEDS_HELP)
         command.set_defaults(resumes=True)
+    export = commands.add_parser(
+        "reid-config", help="write the vireid train config one strategy of the experiment trains with",
+        description="Write the `vireid train` config of one strategy of an experiment config (its method, the shared "
+                    "ReID recipe and the experiment's recipe for that strategy, seed 0), e.g. to train PGM on "
+                    "SYSU-MM01 alone: python -m experiments reid-config experiments/configs/sysu.yaml pgm --out "
+                    "pgm.yaml && vireid train pgm.yaml. Nothing is trained; `translated` and output_dir point into "
+                    "the experiment's output_dir.")
+    export.add_argument("config", metavar="CONFIG", help="experiment YAML (see experiments/configs/)")
+    export.add_argument("strategy", metavar="STRATEGY", help=f"one of {', '.join(VARIANTS)}")
+    export.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="dotted.key=value of the experiment config")
+    export.add_argument("--out", required=True, metavar="FILE", help="the YAML file to write")
     return parser
 
 
@@ -68,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(ExperimentConfig, args.config, args.overrides)
         setup_logging(log_level(args, config.runtime.log_level))
+        if args.command == "reid-config":
+            return write_reid_config(config, args.strategy, Path(args.out))
         if "seeds" in args:
             config.seeds = args.seeds
         variants = ablation_variants(config) if args.command == "ablate" else None
@@ -80,6 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"experiments: error: {error}", file=sys.stderr)
         return 2
     print(Path(config.output_dir, "results.md").read_text())
+    return 0
+
+
+def write_reid_config(config: ExperimentConfig, strategy: str, out: Path) -> int:
+    """`reid-config`: write the strategy's vireid train config (seed 0) to `out`."""
+    if strategy not in VARIANTS:
+        raise ConfigError(f"unknown strategy {strategy!r}; choose among {list(VARIANTS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_config(with_method_options(reid_config(config, strategy, Path(config.output_dir))), out.parent,
+                filename=out.name)
+    print(f"{strategy}: vireid train {out}")
     return 0
 
 

@@ -6,58 +6,63 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from reid.config import ConfigError, DataConfig, ModelConfig, RuntimeConfig
-from reid.train import VIEW_LABELS
-from reid.train_config import AugmentConfig, ClusterConfig, EvalConfig, ReIDConfig, ReIDTrainConfig, StageConfig
+from reid.config import (ConfigError, DataConfig, ModelConfig, RuntimeConfig, config_from_dict, config_to_dict,
+                         deep_merge, nest)
+from reid.methods import PHASES, build_method, method_class, resolve_options
+from reid.train_config import AugmentConfig, ClusterConfig, EvalConfig, MethodConfig, ReIDConfig, ReIDTrainConfig
 from vi_translate.config import ImageConfig, NetworkConfig, TranslatorConfig, TranslatorTrainConfig
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One named ReID recipe on the config's stages: the pseudo-labels of its cross-modal stages (every stage after
-    the first) and of its first stage, dotted `overrides` of the `reid` section, `stage_overrides` of every
-    cross-modal stage, whether it trains with the translated views (`views`), and its label in the results table."""
+    """One named ReID recipe: its method (`reid.methods`) with option overrides, dotted `overrides` of the `reid`
+    section, and its label in the results table. It trains with the translated views when its method uses them
+    in some stage, unless `views` is False."""
 
-    labels: str
-    views: bool
+    method: str
     label: str
-    first_stage_labels: str = "per_modality"
+    options: Mapping[str, object] = field(default_factory=dict)
     overrides: Mapping[str, object] = field(default_factory=dict)
-    stage_overrides: Mapping[str, object] = field(default_factory=dict)
+    views: bool = True
 
     def __post_init__(self) -> None:
-        if self.views and self.labels not in VIEW_LABELS:
-            raise ValueError(f"pseudo-labels {self.labels!r} cannot train with the translated views "
-                             f"(those that can: {VIEW_LABELS})")
+        method_class(self.method)  # a known method
 
     @property
     def upper_bound(self) -> bool:
-        """Trains on the true identities: a bound for the unsupervised strategies, not one of them."""
-        return self.labels == "true_ids"
+        """Trains on the true identities: a bound for the unsupervised methods, not one of them."""
+        return self.method == "oracle"
+
+    def uses_views(self, options: Mapping[str, object] | None = None) -> bool:
+        """Whether the variant trains with the translated views (under its options, or `options` when given)."""
+        method = build_method(self.method, resolve_options(self.method, dict(self.options if options is None
+                                                                              else options)))
+        return self.views and any(method.uses_views(phase, True) for phase in PHASES)
 
 
 NO_VIEW_LOSSES = {"view_weight": 0.0, "cross_view_weight": 0.0}
 VARIANTS: dict[str, Variant] = {
-    "oracle": Variant("true_ids", True, "upper bound: uses the true identities", first_stage_labels="true_ids"),
-    "oracle_labels_only": Variant("true_ids", False, "upper bound, labels only (no translated views)",
-                                  first_stage_labels="true_ids"),
-    "joint": Variant("mixed_modal", True, "joint: mixed-modal clusters over translated views, view losses"),
-    "joint_no_view_losses": Variant("mixed_modal", True,
-                                    "joint without view losses (translations only place images for clustering)",
-                                    stage_overrides=NO_VIEW_LOSSES),
-    "joint_no_channel_augment": Variant("mixed_modal", True, "joint without CAJ channel augmentation",
+    "oracle": Variant("oracle", "upper bound: the true identities, with the translated views"),
+    "oracle_labels_only": Variant("oracle", "upper bound: the true identities, labels only (no translated views)",
+                                  views=False),
+    "cluster_contrast": Variant("cluster_contrast", "cluster-contrast per modality, no cross-modal step"),
+    "adca": Variant("adca", "ADCA: cluster-contrast per modality + cross-modality memory aggregation"),
+    "pgm": Variant("pgm", "PGM: hard memories + cross-modal loss over progressive graph matching"),
+    "pclhd": Variant("pclhd", "PCLHD: hybrid + dynamic prototypes, EMA teacher, PGM matching, mixed clusters"),
+    "joint": Variant("joint", "joint: mixed-modal clusters over translated views, view losses"),
+    "joint_no_view_losses": Variant("joint", "joint without view losses (translations only place images for "
+                                             "clustering)", options=NO_VIEW_LOSSES),
+    "joint_no_channel_augment": Variant("joint", "joint without CAJ channel augmentation",
                                         overrides={"augment.caj": False}),
-    "joint_channel_augment": Variant("mixed_modal", True, "joint with CAJ channel augmentation",
-                                     overrides={"augment.caj": True}),
-    "per_modality_hungarian": Variant("hungarian", False, "per-modality clusters matched by Hungarian association"),
-    "none": Variant("per_modality", False, "per-modality clusters, no cross-modal step"),
+    "joint_channel_augment": Variant("joint", "joint with CAJ channel augmentation", overrides={"augment.caj": True}),
 }
-# `ablate`: the upper bound, joint, joint without one part at a time, the baselines
-ABLATION = ("oracle", "joint", "joint_no_view_losses", "joint_no_channel_augment", "per_modality_hungarian", "none")
+# `ablate`: the upper bound, joint, joint without one part at a time, the intra-modality baseline
+ABLATION = ("oracle", "joint", "joint_no_view_losses", "joint_no_channel_augment", "cluster_contrast")
 # an ablation variant whose change the config already has is replaced by its opposite (see ablation_variants)
 OPPOSITES = {"joint_no_channel_augment": "joint_channel_augment"}
+METHOD_OPTIONS = "method.options."  # recipe keys that set the variant's method options
 
 
 @dataclass
@@ -97,7 +102,10 @@ class ExperimentConfig:
     translator: TranslatorSection = field(default_factory=TranslatorSection)
     translate: TranslateSection = field(default_factory=TranslateSection)
     reid: ReIDSection = field(default_factory=ReIDSection)
-    strategies: list[str] = field(default_factory=lambda: ["joint", "per_modality_hungarian"])
+    strategies: list[str] = field(default_factory=lambda: ["oracle", "cluster_contrast", "joint"])
+    # strategy -> {dotted key of the reid section: value}: what one strategy trains differently (e.g. the reference
+    # values of its method); method.options.<key> sets an option of its method
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     seeds: int = 1  # each strategy is trained with runtime.seed + 0..seeds-1; the data and translation are shared
     chance_draws: int = 10  # draws of random features behind the results table's chance row
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -107,6 +115,11 @@ class ExperimentConfig:
         unknown = [name for name in self.strategies if name not in VARIANTS]
         if unknown:
             raise ConfigError(f"strategies: unknown {unknown}; choose among {list(VARIANTS)}")
+        unknown = [name for name in self.recipes if name not in VARIANTS]
+        if unknown:
+            raise ConfigError(f"recipes: unknown strategies {unknown}; choose among {list(VARIANTS)}")
+        for strategy in self.recipes:  # every key of a recipe exists, every value has its type
+            variant_section(self.reid, strategy, self.recipes)
         for key in ("seeds", "chance_draws"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -119,28 +132,37 @@ def translator_config(config: ExperimentConfig, run_dir: Path) -> TranslatorConf
                             runtime=config.runtime, output_dir=str(run_dir / "translator"))
 
 
+def variant_section(section: ReIDSection, variant: str, recipes: Mapping[str, Mapping[str, Any]]
+                    ) -> tuple[ReIDSection, dict]:
+    """(the reid section, the method options) of one variant: its `overrides` and then the experiment's recipe for
+    it applied to the shared section, its options then the recipe's method.options.* keys. A recipe key that does
+    not exist or a value of the wrong type is a ConfigError naming recipes.<variant>.<key>."""
+    recipe, options = VARIANTS[variant], dict(VARIANTS[variant].options)
+    merged: dict = config_to_dict(section)
+    for dotted, value in [*recipe.overrides.items(), *(recipes.get(variant) or {}).items()]:
+        if dotted.startswith(METHOD_OPTIONS):
+            options[dotted[len(METHOD_OPTIONS):]] = value
+        else:
+            merged = deep_merge(merged, nest(dotted, value))
+    source = f"recipes.{variant}"
+    resolve_options(recipe.method, options)  # names a bad method.options key
+    try:
+        return config_from_dict(ReIDSection, merged, source=source), options
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+
+
 def reid_config(config: ExperimentConfig, variant: str, run_dir: Path, seed_index: int = 0) -> ReIDConfig:
-    """The vireid train config of one strategy variant (`VARIANTS`) and its `seed_index`-th seed k:
-    runtime.seed + k, written to reid/<variant>/seed_<k>/; `translated` is set when the variant uses the views."""
-    section, recipe = config.reid, VARIANTS[variant]
-    reid = ReIDConfig(data=config.data, model=section.model, augment=section.augment, cluster=section.cluster,
-                      train=section.train, eval=section.eval,
+    """The vireid train config of one strategy variant (`VARIANTS`, with the experiment's recipe for it) and its
+    `seed_index`-th seed k: runtime.seed + k, written to reid/<variant>/seed_<k>/; `translated` is set when the
+    variant uses the views."""
+    section, options = variant_section(config.reid, variant, config.recipes)
+    recipe = VARIANTS[variant]
+    return ReIDConfig(data=config.data, method=MethodConfig(recipe.method, options), model=section.model,
+                      augment=section.augment, cluster=section.cluster, train=section.train, eval=section.eval,
                       runtime=dataclasses.replace(config.runtime, seed=config.runtime.seed + seed_index),
-                      translated=str(run_dir / "translated") if recipe.views else None,
+                      translated=str(run_dir / "translated") if recipe.uses_views(options) else None,
                       output_dir=str(run_dir / "reid" / variant / f"seed_{seed_index}"))
-    for dotted, value in recipe.overrides.items():
-        reid = _replace_dotted(reid, dotted, value)
-    return dataclasses.replace(reid, train=dataclasses.replace(reid.train, stages=variant_stages(reid.train.stages,
-                                                                                              recipe)))
-
-
-def variant_stages(stages: Mapping[str, StageConfig], variant: Variant) -> dict[str, StageConfig]:
-    """The stages with a variant's pseudo-labels: `first_stage_labels` for the first, `labels` (and
-    `stage_overrides`) for every later one."""
-    first = next(iter(stages))
-    return {name: dataclasses.replace(stage, labels=variant.first_stage_labels) if name == first
-            else dataclasses.replace(stage, labels=variant.labels, **variant.stage_overrides)
-            for name, stage in stages.items()}
 
 
 def ablation_variants(config: ExperimentConfig) -> list[str]:
@@ -151,11 +173,8 @@ def ablation_variants(config: ExperimentConfig) -> list[str]:
 
 
 def _changes_nothing(section: ReIDSection, variant: Variant) -> bool:
-    """Whether every override of `variant` (but its pseudo-labels) is the section's value already."""
-    cross_stages = list(section.train.stages.values())[1:]
-    return (all(_get_dotted(section, dotted) == value for dotted, value in variant.overrides.items())
-            and all(getattr(stage, key) == value for stage in cross_stages
-                    for key, value in variant.stage_overrides.items()))
+    """Whether every override of `variant` is the section's value already."""
+    return all(_get_dotted(section, dotted) == value for dotted, value in variant.overrides.items())
 
 
 def _get_dotted(config, dotted: str):
@@ -163,10 +182,3 @@ def _get_dotted(config, dotted: str):
         config = getattr(config, name)
     return config
 
-
-def _replace_dotted(config, dotted: str, value):
-    """A copy of a dataclass tree with `a.b` set to value."""
-    head, _, rest = dotted.partition(".")
-    if not rest:
-        return dataclasses.replace(config, **{head: value})
-    return dataclasses.replace(config, **{head: _replace_dotted(getattr(config, head), rest, value)})

@@ -33,10 +33,11 @@ from reid.data import VIDataset, open_dataset
 from reid.evaluation import evaluate_protocol, protocol_settings
 from reid.features import extract_features
 from reid.files import write_atomically, write_text_atomically
+from reid.methods import phase_of
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
-from reid.train import stage_reads_views, train_reid
-from reid.train_config import ReIDConfig
+from reid.train import method_of, stage_reads_views, train_reid
+from reid.train_config import MethodConfig, ReIDConfig
 from vi_translate.train import train_translator
 from vi_translate.translate import file_sha256, translate_records
 
@@ -146,7 +147,7 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
     translator = run_stage(log, "translator", translator_print, [run_dir / "translator"],
                            lambda: stage_translator(config, run_dir))
     translate_print = fingerprint(translator_print, translator["sha256"], config_to_dict(config.translate))
-    if any(VARIANTS[variant].views for variant in variants):
+    if any(reid_config(config, variant, run_dir).translated for variant in variants):
         run_stage(log, "translate", translate_print, [run_dir / "translated"],
                   lambda: stage_translate(config, run_dir, translator["checkpoint"]))
     runs: dict[str, list[dict]] = {}
@@ -242,16 +243,21 @@ def stage_reid(reid: ReIDConfig, first_stage: str | None = None) -> dict:
 def first_stage_run(reid: ReIDConfig, run_dir: Path, data_print: str, translate_print: str
                     ) -> tuple[ReIDConfig, str] | None:
     """(config, fingerprint) of a run's first stage alone, in reid/_first_stages/<fingerprint>/, which every
-    variant and seed with the same first stage shares: the run without its later stages, and without the
-    translated views when the first stage neither clusters nor trains on them (the records and every random draw
-    are the same then, so the stage ends on the weights the whole run would reach; tests/experiments check it).
-    None when there is nothing to share: one stage, or a run cut short by train.max_epochs."""
+    variant and seed with the same first stage shares: the run without its later stages, trained by the method whose
+    rules its method gives that stage (`Method.stage_rules`: ADCA's, PGM's and joint's first stage is
+    cluster_contrast's), and without the translated views when the first stage neither clusters nor trains on them
+    (the records and every random draw are the same then, so the stage ends on the weights the whole run would
+    reach; tests/experiments check it). None when there is nothing to share: one stage, or a run cut short by
+    train.max_epochs."""
     stages = [(name, stage) for name, stage in reid.train.stages.items() if stage.epochs > 0]
-    if len(stages) < 2 or reid.train.max_epochs is not None:
+    if len(stages) < 2 or reid.train.max_epochs is not None or stages[0][0] != next(iter(reid.train.stages)):
         return None
     name, stage = stages[0]
-    alone = dataclasses.replace(reid, translated=reid.translated if stage_reads_views(stage) else None, output_dir="",
+    rules = method_of(reid).stage_rules(phase_of(0))
+    alone = dataclasses.replace(reid, method=MethodConfig(rules["name"], dict(rules["options"])), output_dir="",
                                 train=dataclasses.replace(reid.train, stages={name: stage}))
+    if not stage_reads_views(alone, name):
+        alone = dataclasses.replace(alone, translated=None)
     stage_print = fingerprint(translate_print if alone.translated else data_print, results_affecting(alone))
     return dataclasses.replace(alone, output_dir=str(run_dir / "reid" / FIRST_STAGES / stage_print)), stage_print
 

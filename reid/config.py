@@ -115,14 +115,15 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
         raise ConfigError(_describe_omegaconf_error(error, schema, "config")) from None
 
 
-def config_from_dict(schema: type[T], data: dict, source: str = "dict") -> T:
-    """A `schema` instance from a plain dict (e.g. a checkpoint's saved config section), checked like a file."""
+def config_from_dict(schema: type[T], data: dict, source: str = "dict", prefix: str = "") -> T:
+    """A `schema` instance from a plain dict (e.g. a checkpoint's saved config section), checked like a file.
+    prefix: where the dict sits in a larger config (e.g. "method.options."), for the keys errors name."""
     config = OmegaConf.structured(schema)
-    _merge_checked(config, dict(data), schema, source=source)
+    _merge_checked(config, dict(data), schema, source=source, prefix=prefix)
     try:
         return OmegaConf.to_object(config)
     except OmegaConfBaseException as error:
-        raise ConfigError(_describe_omegaconf_error(error, schema, source)) from None
+        raise ConfigError(_describe_omegaconf_error(error, schema, source, prefix)) from None
 
 
 def parse_override(text: str) -> dict:
@@ -135,9 +136,14 @@ def parse_override(text: str) -> dict:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as error:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from None
+    return nest(key, value)
+
+
+def nest(dotted: str, value: Any) -> dict:
+    """`a.b.c`, value -> {"a": {"b": {"c": value}}}."""
     nested: dict = {}
     cursor = nested
-    parts = key.split(".")
+    parts = dotted.split(".")
     for part in parts[:-1]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
@@ -180,17 +186,17 @@ def deep_merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def _merge_checked(config: DictConfig, update: dict, schema: type, source: str) -> None:
-    """Merge `update` into `config` after checking every key exists in `schema`."""
-    _check_keys(update, schema, prefix="", source=source)
+def _merge_checked(config: DictConfig, update: dict, schema: type, source: str, prefix: str = "") -> None:
+    """Merge `update` into `config` after checking every key exists in `schema` (keys named with `prefix`)."""
+    _check_keys(update, schema, prefix=prefix, source=source)
     try:
         config.merge_with(update)
     except OmegaConfBaseException as error:
-        raise ConfigError(f"{source}: {_describe_omegaconf_error(error, schema, source)}") from None
+        raise ConfigError(f"{source}: {_describe_omegaconf_error(error, schema, source, prefix)}") from None
 
 
 def _check_keys(update: dict, schema: type, prefix: str, source: str) -> None:
-    """Raise ConfigError for the first key of `update` that `schema` does not define."""
+    """Raise ConfigError for the first key of `update` that `schema` does not define (keys named `prefix`key)."""
     fields = {f.name: f for f in dataclasses.fields(schema)}
     for key, value in update.items():
         full_key = f"{prefix}{key}"
@@ -244,14 +250,14 @@ def _expected_type(schema: type, dotted_key: str) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def _describe_omegaconf_error(error: OmegaConfBaseException, schema: type, source: str) -> str:
-    """Rewrite an OmegaConf error as 'key: expected TYPE, got VALUE'."""
+def _describe_omegaconf_error(error: OmegaConfBaseException, schema: type, source: str, prefix: str = "") -> str:
+    """Rewrite an OmegaConf error as 'key: expected TYPE, got VALUE' (the key named with `prefix`)."""
     key = getattr(error, "full_key", None)
     value = getattr(error, "value", None) if hasattr(error, "value") else None
     message = str(error).splitlines()[0]
     if key:
         given = repr(value) if value is not None else message
-        return f"config key {key!r}: expected {_expected_type(schema, key)}, got {given} ({message})"
+        return f"config key {prefix + key!r}: expected {_expected_type(schema, key)}, got {given} ({message})"
     return message
 
 
@@ -275,6 +281,6 @@ def save_config(config: Any, run_dir: str | Path, filename: str = CONFIG_FILENAM
 
 
 __all__ = [
-    "ConfigError", "DataConfig", "RuntimeConfig", "ModelConfig", "check_choice", "check_positive", "load_config", "config_from_dict", "parse_override",
+    "ConfigError", "DataConfig", "RuntimeConfig", "ModelConfig", "check_choice", "check_positive", "load_config", "config_from_dict", "parse_override", "nest",
     "read_yaml_with_bases", "deep_merge", "config_to_dict", "save_config",
 ]

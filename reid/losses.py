@@ -1,8 +1,8 @@
 """Contrastive losses of the unsupervised visible-infrared trainer.
 
-- `cluster_nce`: cluster-contrast's ClusterNCE, features against cluster prototypes (pseudo labels).
-- `cross_view_nce`: an image and its generated (translated) view as the positive pair, GCL-style.
-- `progressive_prototype_loss`: PCLHD's schedule over centroid, hard and dynamic prototype losses.
+- `cross_view_nce`: an image and its generated (translated) view as the positive pair, GCL-style;
+- `check_labels`: pseudo-label validation shared with the memories (`reid.memories`, whose `loss` methods are the
+  cluster losses: ClusterNCE and its hard, hybrid and instance variants).
 
 Logits are computed in float32 with autocast off, so bf16 features under autocast give the same loss.
 """
@@ -30,26 +30,6 @@ def check_labels(labels: torch.Tensor, batch_size: int, num_clusters: int, *, na
     return labels
 
 
-def cluster_nce(features: torch.Tensor, prototypes: torch.Tensor, labels: torch.Tensor,
-                temperature: float) -> torch.Tensor:
-    """Cross-entropy of features [B, D] @ prototypes [C, D].T / temperature against labels [B]; scalar.
-
-    Rows labelled -1 are ignored (mean over the others); with no valid row the loss is a zero that
-    still carries the graph of `features`. Features are used as given (normally L2-normalised).
-    """
-    _check_temperature(temperature)
-    if features.ndim != 2 or prototypes.ndim != 2 or features.shape[1] != prototypes.shape[1]:
-        raise ValueError(f"features [B, D] and prototypes [C, D] must share D, got "
-                         f"{tuple(features.shape)} and {tuple(prototypes.shape)}")
-    labels = check_labels(labels, features.shape[0], prototypes.shape[0]).to(features.device)
-    valid = labels != IGNORE_LABEL
-    with _float32(features):
-        if not bool(valid.any()):
-            return features.float().sum() * 0.0
-        logits = features[valid].float() @ prototypes.to(features.device, torch.float32).t() / temperature
-        return F.cross_entropy(logits, labels[valid])
-
-
 def cross_view_nce(features: torch.Tensor, view_features: torch.Tensor, temperature: float = 0.05,
                    labels: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE between images features [B, D] and their generated views view_features [B, D]; scalar.
@@ -74,26 +54,6 @@ def cross_view_nce(features: torch.Tensor, view_features: torch.Tensor, temperat
             same = (labels[:, None] == labels[None, :]) & (labels[:, None] != IGNORE_LABEL)
             logits = logits.masked_fill(same & (targets[:, None] != targets[None, :]), float("-inf"))
         return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
-
-
-def progressive_prototype_loss(centroid_loss: torch.Tensor, hard_loss: torch.Tensor | None,
-                               dynamic_loss: torch.Tensor | None, epoch: int, start_epoch: int,
-                               weight: float) -> torch.Tensor:
-    """PCLHD's progressive schedule; scalar.
-
-    centroid_loss alone while epoch < start_epoch (hard/dynamic may then be None and are ignored),
-    from start_epoch on centroid_loss + weight * (hard_loss + dynamic_loss).
-    """
-    if start_epoch < 0 or epoch < 0:
-        raise ValueError(f"epoch and start_epoch must be >= 0, got epoch={epoch}, start_epoch={start_epoch}")
-    if weight < 0:
-        raise ValueError(f"weight must be >= 0, got {weight}")
-    if epoch < start_epoch:
-        return centroid_loss
-    missing = [name for name, loss in (("hard_loss", hard_loss), ("dynamic_loss", dynamic_loss)) if loss is None]
-    if missing:
-        raise ValueError(f"{' and '.join(missing)} needed from start_epoch={start_epoch} on (epoch {epoch})")
-    return centroid_loss + weight * (hard_loss + dynamic_loss)
 
 
 def _check_temperature(temperature: float) -> None:

@@ -19,6 +19,7 @@ from .config import ConfigError
 ABSENT = "(absent)"  # the value shown for a key that one of the two configs lacks
 PREVIOUS = "previous"  # <run>/previous/<n>/: where starting afresh moves an old run's files
 STAGES_KEY = "train.stages"
+METHOD_KEY = "method"
 
 # ReID settings a resumed run may change: none of them changes the weights. Not here, on purpose:
 # runtime.device (other numerics), runtime.workers (the loader workers draw the CPU augmentations, so their number
@@ -28,8 +29,8 @@ REID_SAFE = frozenset({"runtime.log_level", "eval.every", "eval.trials", "eval.s
                        "output_dir"})
 # the files and folders of a ReID run folder that belong to one run (what starting afresh moves aside)
 REID_RUN_FILES = ("checkpoints", "metrics.jsonl", "eval", "config.yaml")
-REID_RULE = (", the epochs of the stage it is in (not below those trained in it), the stages it has not begun, and "
-             "translated while no begun stage reads the views")
+REID_RULE = (", the epochs of the stage it is in (not below those trained in it), the stages it has not begun, the "
+             "method where the stages begun keep their rules, and translated while no begun stage reads the views")
 
 Change = tuple[str, Any, Any]  # (dotted key, saved value, current value)
 
@@ -97,15 +98,22 @@ def stage_changes(saved: dict[str, dict], current: dict[str, dict], epoch: int) 
     return changes
 
 
-def reid_resume_changes(saved: dict, current: dict, epoch: int, *, reads_views: Callable[[dict], bool]
-                        ) -> list[Change]:
+def reid_resume_changes(saved: dict, current: dict, epoch: int, *, reads_views: Callable[[dict, int], bool],
+                        stage_rules: Callable[[dict, int], Any]) -> list[Change]:
     """The changes that forbid resuming a ReID checkpoint after `epoch` finished epochs under `current`: keys
-    outside REID_SAFE, the begun stages (`stage_changes`), and `translated` only when a begun stage reads the
-    views. reads_views: stage dict -> whether it clusters or trains on the views (`reid.train.stage_reads_views`)."""
+    outside REID_SAFE, the begun stages (`stage_changes`), the rules the method gives each begun stage, and
+    `translated` only when a begun stage reads the views. Both callables take a config dict and a stage's index in
+    its train.stages: reads_views -> whether that stage clusters or trains on the views, stage_rules -> the rules it
+    trains with (`reid.methods.Method.stage_rules`), so the method itself may change where those stay equal."""
     old_stages, new_stages = (config.get("train", {}).get("stages", {}) for config in (saved, current))
-    views_read = any(reads_views(stage) for _, stage, _ in trained_stages(old_stages, epoch))
-    safe = REID_SAFE | {STAGES_KEY} | (set() if views_read else {"translated"})
-    return changed_settings(saved, current, safe=safe) + stage_changes(old_stages, new_stages, epoch)
+    positions = {name: index for index, name in enumerate(old_stages)}
+    begun = [(name, positions[name]) for name, _, _ in trained_stages(old_stages, epoch)]
+    views_read = any(reads_views(saved, index) for _, index in begun)
+    safe = REID_SAFE | {STAGES_KEY, METHOD_KEY} | (set() if views_read else {"translated"})
+    rules = [(f"{METHOD_KEY} (the rules of stage {name})", stage_rules(saved, index), stage_rules(current, index))
+             for name, index in begun]
+    return (changed_settings(saved, current, safe=safe) + stage_changes(old_stages, new_stages, epoch)
+            + [(key, old, new) for key, old, new in rules if old != new])
 
 
 def check_resume(changes: list[Change], *, checkpoint: Path, run_dir: Path, run_files: Sequence[str],

@@ -1,17 +1,21 @@
-"""The unsupervised ReID loop: `train_reid(config)`.
+"""The unsupervised ReID loop: `train_reid(config)`, for any method of `reid.methods` (`method.name`).
 
-Training runs the config's stages in order (`train.stages`: e.g. 50 epochs on per-modality clusters, then
-50 cross-modal epochs from a fresh optimiser, as ADCA / PGM / PCLHD). Per epoch, as plain function calls:
-extract flip-averaged features of the images (and of their translated views when the stage clusters them)
--> pseudo-labels by the stage's rule -> cluster memories -> train `iterations` steps on batches of a visible
-half and an infrared half drawn independently (camera-aware P x K each) -> cluster quality against the true
-ids -> evaluate every E epochs -> checkpoint. A run resumes from its last checkpoint (epoch granularity, inside
-a stage or across a boundary) to the same weights as an uninterrupted run; only the same run resumes (`reid.resume`:
-other settings are refused, `fresh=True` starts afresh). Under torchrun, features are
-gathered for clustering on rank 0, the labels broadcast, and rank 0 writes.
+Training runs the config's stages in order (`train.stages`: e.g. 50 epochs intra-modality, then 50 cross-modal
+epochs from a fresh optimiser, as ADCA / PGM / PCLHD); the first stage follows the method's "intra" rules, every
+later one its "cross" rules. Per epoch, as plain function calls: extract flip-averaged features of the images (and
+of their translated views, or by the method's teacher, when it asks) -> the method's pseudo-labels (rank 0,
+broadcast) -> its plan: memories and passes -> `iterations` iterations, each an optimiser step per pass on batches
+of a visible half and an infrared half drawn independently (camera-aware P x K each) -> cluster quality against
+the true ids -> evaluate every E epochs -> checkpoint. The loop names no method.
+
+A run resumes from its last checkpoint (epoch granularity, inside a stage or across a boundary) to the same weights
+as an uninterrupted run; only the same run resumes (`reid.resume`: other settings are refused, `fresh=True` starts
+afresh). Under torchrun, features are gathered for clustering on rank 0, the labels broadcast, every rank's
+memories updated with the batches of all ranks, and rank 0 writes.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, load_module_state, require_state
-from .config import config_from_dict, config_to_dict, save_config
+from .config import ConfigError, config_from_dict, config_to_dict, save_config
 from .data import Record, TranslatedViews, open_dataset
 from .data.io import raise_image_errors
 from .data.preload import PreloadedImages
@@ -35,38 +40,18 @@ from .data.transforms import build_train_transform, gpu_augment
 from .evaluation import cluster_quality, evaluate_protocol
 from .features import extract_features
 from .files import write_text_atomically
-from .losses import cross_view_nce, progressive_prototype_loss
-from .memory import ClusterMemory
+from .methods import EpochContext, EpochPlan, Method, Objective, StepBatch, build_method, phase_of
 from .models import build_model_from_config, save_model_checkpoint
-from .pseudo_labels import PseudoLabels, compute_pseudo_labels
-from .resume import REID_RULE, REID_RUN_FILES, REID_SAFE, check_resume, reid_resume_changes, set_aside
+from .pseudo_labels import PseudoLabels
+from .resume import (REID_RULE, REID_RUN_FILES, REID_SAFE, ResumeError, check_resume, reid_resume_changes,
+                     set_aside)
 from .runtime import (DistributedContext, autocast, barrier, capture_rng_state, init_distributed, make_generator,
                       progress, restore_rng_state, seed_everything, seed_worker, shutdown, to_memory_format,
                       use_channels_last)
-from .train_config import AugmentConfig, ReIDConfig, ReIDTrainConfig, StageConfig
+from .train_config import AugmentConfig, MethodConfig, ReIDConfig, ReIDTrainConfig, StageConfig
 
 logger = logging.getLogger(__name__)
-PROTOTYPES = ("centroid", "hard", "dynamic")
-# pseudo-label rules under which batches carry each image's translated view (with its label) when `translated` is
-# set: true_ids takes them too, so that the upper bound trains on the same inputs as the richest rule
-VIEW_LABELS = ("mixed_modal", "true_ids")
 MODALITIES = ("vis", "ir")
-
-
-@dataclass
-class MemoryGroup:
-    """Cluster memories over the rows of one label space: all rows (`modality` None) or one modality's,
-    whose labels start at `offset`. memories: prototype kind -> ClusterMemory."""
-
-    memories: dict[str, ClusterMemory]
-    modality: str | None = None
-    offset: int = 0
-
-    def rows(self, labels: torch.Tensor, is_ir: torch.Tensor) -> torch.Tensor:
-        mask = labels >= 0
-        if self.modality is not None:
-            mask &= is_ir if self.modality == "ir" else ~is_ir
-        return mask
 
 
 @dataclass
@@ -95,26 +80,40 @@ class RunState:
 
 
 def train_reid(config: ReIDConfig, *, fresh: bool = False) -> Path:
-    """Train a ReID model without labels; returns the final checkpoint (a `vireid evaluate` checkpoint).
+    """Train a ReID model without labels; returns the final checkpoint (a `vireid evaluate` checkpoint holding the
+    model the method delivers).
 
     A run folder holding a checkpoint resumes it when `config` is the same run (`check_same_run`), else
     ResumeError. fresh: first move the old run's files (REID_RUN_FILES) into <output_dir>/previous/<n>/.
     """
     context = init_distributed(config.runtime.device)
     try:
-        return _Run(config, context).train(fresh)
+        return _Run(with_method_options(config), context).train(fresh)
     finally:
         shutdown(context)
 
 
-def stage_uses_views(stage: StageConfig, has_views: bool) -> bool:
-    """Whether a stage's batches carry the translated views: under a view rule, with a view loss weighted."""
-    return has_views and stage.labels in VIEW_LABELS and (stage.view_weight > 0 or stage.cross_view_weight > 0)
+def with_method_options(config: ReIDConfig) -> ReIDConfig:
+    """`config` with every option of its method written out (what config.yaml and the checkpoint record)."""
+    return dataclasses.replace(config, method=MethodConfig(config.method.name, config.method.resolved_options()))
 
 
-def stage_reads_views(stage: StageConfig) -> bool:
-    """Whether a stage clusters or trains on the translated views (when a run has them)."""
-    return stage.labels == "mixed_modal" or stage_uses_views(stage, True)
+def method_of(config: ReIDConfig | dict) -> Method:
+    """The method a config (or a config dict's "method" section) trains with."""
+    section = config.method if isinstance(config, ReIDConfig) else config.get("method") or {}
+    if isinstance(section, MethodConfig):
+        return build_method(section.name, section.resolved_options())
+    return build_method(section.get("name", MethodConfig.name), section.get("options") or {})
+
+
+def stage_phases(train: ReIDTrainConfig) -> dict[str, str]:
+    """stage name -> its phase ("intra" for the first stage of train.stages, "cross" for every later one)."""
+    return {name: phase_of(index) for index, name in enumerate(train.stages)}
+
+
+def stage_reads_views(config: ReIDConfig, stage: str) -> bool:
+    """Whether a stage of `config` clusters or trains on the translated views (when the run has them)."""
+    return method_of(config).uses_views(stage_phases(config.train)[stage], True)
 
 
 def build_optimizer(model: torch.nn.Module, stage: StageConfig, previous: torch.optim.Optimizer | None = None
@@ -135,7 +134,9 @@ class _Run:
         self.out = Path(config.output_dir)
         self.checkpoint_path = self.out / "checkpoints" / "last.pt"
         seed_everything(config.runtime.seed)
-        self.data = load_training_data(config, context)
+        self.method = method_of(config)
+        self.phases = stage_phases(config.train)
+        self.data = load_training_data(config, context, self.method)
         self.channels_last = use_channels_last(self.device, config.runtime.channels_last)
         # random augmentation on whole batches on the device (then the workers only resize and normalise)
         on_device = config.augment.on_device
@@ -160,18 +161,20 @@ class _Run:
         for epoch in range(self.state.epoch, last_epoch):
             started = time.perf_counter()
             name, stage, stage_epoch = train.stage_at(epoch)
+            phase = self.phases[name]
             if stage_epoch == 0:
                 keep = self.optimizer if not stage.restart_optimizer else None
                 self.optimizer, self.scheduler = build_optimizer(self.model, stage, keep)
-                logger.info("stage %s: %d epochs, pseudo-labels %s", name, stage.epochs, stage.labels)
-            features, pseudo = self._pseudo_labels(stage)
-            groups = build_memories(features, pseudo, self.data.is_ir, train, stage, stage_epoch, self.device,
-                                    seed=self.config.runtime.seed * 1000 + epoch)
-            losses = self._train_epoch(trained, stage, pseudo, groups, epoch, stage_epoch)
+                self.method.start_stage(phase, self.model)
+                logger.info("stage %s: %d epochs, %s's %s rules", name, stage.epochs, self.method.name, phase)
+            plan = self._plan(phase, stage_epoch, epoch)
+            losses = self._train_epoch(trained, plan, stage, epoch)
             self.scheduler.step()
             record = {"epoch": epoch + 1, "stage": name, "stage_epoch": stage_epoch + 1,
                       "lr": self.optimizer.param_groups[0]["lr"], **losses,
-                      "cluster": self._cluster_report(pseudo), "seconds": round(time.perf_counter() - started, 1)}
+                      "cluster": self._cluster_report(plan.report), "seconds": round(time.perf_counter() - started, 1)}
+            if plan.notes:
+                record["method"] = plan.notes
             if (epoch + 1) % self.config.eval.every == 0 or epoch + 1 == last_epoch:
                 record["eval"] = self._evaluate(epoch + 1)
             self.state = RunState(epoch + 1, self.state.history + [record])
@@ -180,29 +183,32 @@ class _Run:
 
     # -------------------------------------------------------------------- the epoch's steps
 
-    def _pseudo_labels(self, stage: StageConfig) -> tuple[torch.Tensor, PseudoLabels]:
-        """Features [N, D] of the training images (gathered over ranks) and their pseudo-labels by the stage's
-        rule (clustered on rank 0, broadcast)."""
-        features = self._extract(self.data.records)
-        views = self._extract(self.data.view_records) if stage.labels == "mixed_modal" else None
-        labels = shared = num_vis = None
-        if self.context.is_main:
-            pseudo = compute_pseudo_labels(stage.labels, features, self.data.is_ir, self.config.cluster, views,
-                                           np.array([r.pid for r in self.data.records]))
-            labels, shared, num_vis = torch.from_numpy(pseudo.labels), pseudo.shared, pseudo.num_vis_clusters
+    def _plan(self, phase: str, stage_epoch: int, epoch: int) -> EpochPlan:
+        """The method's plan of this epoch: features (gathered over ranks), its pseudo-labels (computed on rank 0,
+        broadcast) and its memories and passes (built on every rank)."""
+        method, data = self.method, self.data
+        context = EpochContext(
+            features=self._extract(data.records), is_ir=data.is_ir,
+            true_ids=np.array([record.pid for record in data.records]), cluster=self.config.cluster,
+            temperature=self.config.train.temperature, momentum=self.config.train.momentum, stage_epoch=stage_epoch,
+            seed=self.config.runtime.seed * 1000 + epoch, device=self.device, has_views=data.view_paths is not None,
+            view_features=self._extract(data.view_records) if method.needs_view_features(phase) else None,
+            teacher_features=(self._extract(data.records, method.teacher())
+                              if method.needs_teacher_features(phase) else None))
+        message = [method.pseudo_labels(phase, context) if self.context.is_main else None]
         if self.context.enabled:
-            message = [labels, shared, num_vis]
             dist.broadcast_object_list(message, src=0)
-            labels, shared, num_vis = message
-        return features, PseudoLabels(labels.numpy(), shared, num_vis)
+        return method.plan(phase, context, message[0])
 
-    def _extract(self, records: list[Record]) -> torch.Tensor:
-        """[N, D] clustering features in record order, as the references: the mean of the L2-normalised features
-        of each image and its flip (not normalised again), bf16 only under runtime.bf16; each rank its share."""
+    def _extract(self, records: list[Record], model: nn.Module | None = None) -> torch.Tensor:
+        """[N, D] clustering features in record order (of the student, or `model`), as the references: the mean of
+        the L2-normalised features of each image and its flip (not normalised again), bf16 only under
+        runtime.bf16; each rank its share."""
         rank, world = self.context.rank, self.context.world_size
-        local = extract_features(self.model, records[rank::world], self.device, batch_size=self.config.eval.batch_size,
-                                 height=self.config.model.height, width=self.config.model.width, flip=True,
-                                 normalise=False, bf16=self.config.runtime.bf16, num_workers=self._workers(),
+        local = extract_features(model or self.model, records[rank::world], self.device,
+                                 batch_size=self.config.eval.batch_size, height=self.config.model.height,
+                                 width=self.config.model.width, flip=True, normalise=False,
+                                 bf16=self.config.runtime.bf16, num_workers=self._workers(),
                                  progress=self.context.is_main, preloaded=self.preloaded)
         if not self.context.enabled:
             return local
@@ -213,9 +219,10 @@ class _Run:
             features[share_rank::world] = share
         return features
 
-    def _loader(self, modality: str, labels: np.ndarray, uses_views: bool, epoch: int) -> DataLoader:
-        """One modality's half of the batches: camera-aware P x K over its images, drawn independently of the
-        other half (its own sampler stream)."""
+    def _loader(self, modality: str, labels: np.ndarray, uses_views: bool, stage: StageConfig, epoch: int,
+                stream: int) -> DataLoader:
+        """One modality's half of a pass's batches: camera-aware P x K over its images, drawn independently of the
+        other half and of the other passes (its own sampler stream)."""
         train, augment, model = self.config.train, self.config.augment, self.config.model
         rows = self.data.rows_of(modality)
         records = [self.data.records[row] for row in rows]
@@ -223,27 +230,35 @@ class _Run:
         transforms = training_transforms(augment, model.height, model.width, gpu=self.augment_on_device)
         dataset = TrainingImages(records, labels[rows], transforms, views, self.preloaded,
                                  exchanged_copy=augment.caj and modality == "vis" and not self.augment_on_device)
-        identities = train.num_identities if modality == "ir" else (train.vis_identities or train.num_identities)
-        sampler = CameraAwareSampler(labels[rows], [record.camid for record in records], num_identities=identities,
+        sampler = CameraAwareSampler(labels[rows], [record.camid for record in records],
+                                     num_identities=batch_identities(train, stage, modality),
                                      num_instances=train.num_instances, iterations=train.iterations,
-                                     seed=self.config.runtime.seed, stream=MODALITIES.index(modality),
-                                     rank=self.context.rank, world_size=self.context.world_size)
+                                     seed=self.config.runtime.seed, stream=stream, rank=self.context.rank,
+                                     world_size=self.context.world_size)
         sampler.set_epoch(epoch)
-        stream = (self.config.runtime.seed * 100_003 + epoch) * len(MODALITIES) + MODALITIES.index(modality)
+        seed = (self.config.runtime.seed * 100_003 + epoch) * len(MODALITIES) + stream
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self._workers(), worker_init_fn=seed_worker,
-                          generator=make_generator(stream), pin_memory=self.device.type == "cuda")
+                          generator=make_generator(seed), pin_memory=self.device.type == "cuda")
 
-    def _train_epoch(self, trained, stage: StageConfig, pseudo: PseudoLabels, groups: list[MemoryGroup], epoch: int,
-                     stage_epoch: int) -> dict:
-        uses_views = pseudo.shared and stage_uses_views(stage, self.data.view_paths is not None)
-        halves = [self._loader(modality, pseudo.labels, uses_views, epoch) for modality in MODALITIES]
+    def _train_epoch(self, trained, plan: EpochPlan, stage: StageConfig, epoch: int) -> dict:
+        """`train.iterations` iterations, each one optimiser step per pass of the plan; mean loss terms."""
+        has_views = self.data.view_paths is not None
+        uses_views = [training_pass.objective.uses_views and has_views for training_pass in plan.passes]
+        halves = [self._loader(modality, training_pass.labels, views, stage, epoch,
+                               stream=len(MODALITIES) * index + MODALITIES.index(modality))
+                  for index, (training_pass, views) in enumerate(zip(plan.passes, uses_views))
+                  for modality in MODALITIES]
         trained.train()
         sums: dict[str, float] = {}
         steps = self.config.train.iterations
         bar = progress(raise_image_errors(zip(*halves)), desc=f"epoch {epoch + 1}", total=steps,
                        disable=None if self.context.is_main else True)
-        for vis, ir in bar:
-            terms = self._step(trained, self._batch(vis, ir, uses_views), groups, stage, stage_epoch)
+        for batches in bar:
+            terms = {}
+            for index, (training_pass, views) in enumerate(zip(plan.passes, uses_views)):
+                vis, ir = batches[2 * index], batches[2 * index + 1]
+                terms |= self._step(trained, self._batch(vis, ir, views), training_pass.objective)
+            self.method.after_iteration(self.model)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
@@ -271,9 +286,8 @@ class _Run:
             batch |= {"views": views["images"], "view_is_ir": views["is_ir"], "view_rows": own_rows}
         return batch
 
-    def _step(self, trained, batch: dict, groups: list[MemoryGroup], stage: StageConfig,
-              stage_epoch: int) -> dict[str, float]:
-        """One optimiser step on a batch (and its views), then the explicit memory update."""
+    def _step(self, trained, batch: dict, objective: Objective) -> dict[str, float]:
+        """One optimiser step on a batch (and its views) with a pass's objective, then its memory updates."""
         images, labels, is_ir = batch["images"], batch["labels"], batch["is_ir"]
         views = batch.get("views")
         inputs, stems = images, is_ir
@@ -282,21 +296,27 @@ class _Run:
         with autocast(self.device, self.config.runtime.bf16):
             outputs = trained(to_memory_format(inputs, self.channels_last), stems)["features"].float()
         features = torch.nn.functional.normalize(outputs, dim=1)
-        own = features[: len(images)]
-        train = self.config.train
-        terms = {"cluster": memory_loss(groups, own, labels, is_ir, stage, stage_epoch)}
+        step = StepBatch(features[: len(images)], labels, is_ir)
         if views is not None:
-            view = features[len(images):]
-            # a view carries its image's label, in its image's label space (views are used in shared spaces only)
-            terms["view"] = stage.view_weight * memory_loss(groups, view, labels[batch["view_rows"]],
-                                                            is_ir[batch["view_rows"]], stage, stage_epoch)
-            terms["cross_view"] = stage.cross_view_weight * cross_view_nce(
-                own[batch["view_rows"]], view, train.temperature, labels=labels[batch["view_rows"]])
+            step.view_features, step.view_rows = features[len(images):], batch["view_rows"]
+        if objective.uses_teacher:
+            step.teacher_features = self._teacher_features(images, is_ir)
+        terms = objective.loss(step)
         self.optimizer.zero_grad(set_to_none=True)
         sum(terms.values()).backward()
         self.optimizer.step()
-        update_memories(groups, *self._gathered(own.detach(), labels, is_ir))
+        objective.update(self._gathered(step))
         return {name: float(value.item()) for name, value in terms.items()}
+
+    @torch.no_grad()
+    def _teacher_features(self, images: torch.Tensor, is_ir: torch.Tensor) -> torch.Tensor:
+        """[B, D] L2-normalised features of the method's teacher on the student's inputs, in train mode (its
+        BatchNorm statistics follow these batches, as PCLHD's `model_ema.train()` forward does)."""
+        teacher = self.method.teacher()
+        teacher.train()
+        with autocast(self.device, self.config.runtime.bf16):
+            outputs = teacher(to_memory_format(images, self.channels_last), is_ir)["features"].float()
+        return torch.nn.functional.normalize(outputs, dim=1)
 
     def _workers(self) -> int:
         """Loader workers: none for preloaded images (serving them costs less than a worker's start and IPC)."""
@@ -311,16 +331,20 @@ class _Run:
         return gpu_augment(images, pad=augment.pad, flip=augment.flip, erasing=augment.erasing,
                            **training_augmentations(augment)[kind])
 
-    def _gathered(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
-        """The batch of every rank (in rank order), so each rank's memories get the same updates."""
-        if not self.context.enabled:
-            return list(tensors)
-        gathered = []
-        for tensor in tensors:
-            parts = [torch.empty_like(tensor) for _ in range(self.context.world_size)]
-            dist.all_gather(parts, tensor.contiguous())
-            gathered.append(torch.cat(parts))
-        return gathered
+    def _gathered(self, step: StepBatch) -> StepBatch:
+        """The detached batch of every rank (in rank order), so each rank's memories get the same updates; the
+        views stay out (no memory update reads them)."""
+        tensors = [step.features.detach(), step.labels, step.is_ir]
+        if step.teacher_features is not None:
+            tensors.append(step.teacher_features)
+        if self.context.enabled:
+            tensors = [self._all_ranks(tensor) for tensor in tensors]
+        return StepBatch(*tensors[:3], teacher_features=tensors[3] if len(tensors) > 3 else None)
+
+    def _all_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(self.context.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
 
     # -------------------------------------------------------------------- reports, evaluation, checkpoints
 
@@ -332,10 +356,11 @@ class _Run:
         return {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
 
     def _evaluate(self, epoch: int) -> dict | None:
-        """The dataset's protocol on rank 0; returns the mean metrics per setting."""
+        """The dataset's protocol, on rank 0, of the model the method delivers; returns the mean metrics per
+        setting."""
         result = None
         if self.context.is_main:
-            model, config = self.model, self.config
+            model, config = self.method.delivered_model(self.model), self.config
 
             def features_of(records):
                 return extract_features(model, records, self.device, batch_size=config.eval.batch_size,
@@ -352,12 +377,18 @@ class _Run:
         return result
 
     def _save(self, record: dict) -> None:
+        """metrics.jsonl's line and the checkpoint: "model" holds the delivered model (what `vireid evaluate`
+        reads), "student" the trained network when that is another one, "method" the method's state."""
         if self.context.is_main:
             with open(self.out / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
+            delivered = self.method.delivered_model(self.model)
             extra = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "epoch": self.state.epoch, "rng": capture_rng_state(), "history": json.dumps(self.state.history)}
-            save_model_checkpoint(self.checkpoint_path, self.model, self.config.model,
+                     "epoch": self.state.epoch, "rng": capture_rng_state(), "history": json.dumps(self.state.history),
+                     "method": self.method.state_dict()}
+            if delivered is not self.model:
+                extra["student"] = self.model.state_dict()
+            save_model_checkpoint(self.checkpoint_path, delivered, self.config.model,
                                   config=config_to_dict(self.config), extra_state=extra, step=self.state.epoch)
         barrier(self.context)
 
@@ -374,7 +405,10 @@ class _Run:
         checkpoint = load_checkpoint(path, kind="reid")
         epoch = int(require_state(checkpoint, "epoch", path))
         check_same_run(checkpoint["config"], self.config, epoch, path)
-        load_module_state(self.model, require_state(checkpoint, "model", path), name="model", path=path)
+        student = checkpoint["state"].get("student")
+        load_module_state(self.model, student if student is not None else require_state(checkpoint, "model", path),
+                          name="model", path=path)
+        self.method.load_state_dict(checkpoint["state"].get("method") or {}, self.model)
         self.state = RunState(epoch, json.loads(require_state(checkpoint, "history", path)))
         if self.state.epoch > 0:  # the optimiser of the stage the last finished epoch belongs to
             _, stage, _ = self.config.train.stage_at(min(self.state.epoch, self.config.train.epochs) - 1)
@@ -385,14 +419,29 @@ class _Run:
         logger.info("resumed from %s after epoch %d", path, self.state.epoch)
 
 
+def batch_identities(train: ReIDTrainConfig, stage: StageConfig, modality: str) -> int:
+    """P of one modality's half of a batch in `stage`: the stage's value, else the train section's (the visible
+    half's falls back to the infrared half's)."""
+    infrared = stage.num_identities or train.num_identities
+    if modality == "ir":
+        return infrared
+    return stage.vis_identities or train.vis_identities or infrared
+
+
 def check_same_run(saved: dict, config: ReIDConfig, epoch: int, checkpoint: Path) -> None:
     """Raise ResumeError (`reid.resume`) unless `config` continues the run of `checkpoint`, saved under the config
-    dict `saved` after `epoch` finished epochs."""
-    def reads_views(stage: dict) -> bool:
-        return stage_reads_views(config_from_dict(StageConfig, stage, source=f"{checkpoint} (saved train.stages)"))
+    dict `saved` after `epoch` finished epochs. The method may differ where the stages begun follow the same rules
+    under both (`Method.stage_rules`)."""
+    saved = with_defaults(saved, checkpoint)
+    current = config_to_dict(with_method_options(config))
 
-    changes = reid_resume_changes(with_defaults(saved, checkpoint), config_to_dict(config), epoch,
-                                  reads_views=reads_views)
+    def reads_views(config_dict: dict, index: int) -> bool:
+        return method_of(config_dict).uses_views(phase_of(index), True)
+
+    def rules(config_dict: dict, index: int) -> dict:
+        return method_of(config_dict).stage_rules(phase_of(index))
+
+    changes = reid_resume_changes(saved, current, epoch, reads_views=reads_views, stage_rules=rules)
     check_resume(changes, checkpoint=checkpoint, run_dir=Path(config.output_dir), run_files=REID_RUN_FILES,
                  safe=REID_SAFE, rule=REID_RULE)
 
@@ -406,17 +455,25 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 def with_defaults(saved: dict, checkpoint: Path) -> dict:
     """A saved config dict with the keys the schema gained since filled with their defaults (so a run saved before
-    they existed compares equal on them); its stages are kept as saved, each filled the same way."""
+    they existed compares equal on them) and its method's options written out; its stages are kept as saved, each
+    filled the same way. A config this toolkit cannot read (keys it no longer knows) is a ResumeError."""
     stages = saved.get("train", {}).get("stages") or {}
     rest = {**saved, "train": {k: v for k, v in saved.get("train", {}).items() if k != "stages"}}
-    filled = config_to_dict(config_from_dict(ReIDConfig, rest, source=f"{checkpoint} (saved config)"))
-    filled["train"]["stages"] = {name: config_to_dict(config_from_dict(StageConfig, stage, source=str(checkpoint)))
-                                 for name, stage in stages.items()}
+    try:
+        filled = config_to_dict(with_method_options(config_from_dict(ReIDConfig, rest,
+                                                                     source=f"{checkpoint} (saved config)")))
+        filled["train"]["stages"] = {name: config_to_dict(config_from_dict(StageConfig, stage, source=str(checkpoint),
+                                                                           prefix=f"train.stages.{name}."))
+                                     for name, stage in stages.items()}
+    except ConfigError as error:
+        raise ResumeError(f"{error}\nThe checkpoint was written under settings this toolkit no longer has, so it "
+                          f"cannot be resumed: start afresh with --fresh (fresh=True) or use a new output_dir.") from None
     return filled
 
 
-def load_training_data(config: ReIDConfig, context: DistributedContext) -> TrainingData:
-    """The dataset's training images, paired with their translated views when `translated` is set."""
+def load_training_data(config: ReIDConfig, context: DistributedContext, method: Method) -> TrainingData:
+    """The dataset's training images, paired with their translated views when `translated` is set (an error when
+    a stage of the method clusters them and `translated` is not set)."""
     if context.is_main:
         dataset = open_dataset(config.data)
     barrier(context)
@@ -426,11 +483,12 @@ def load_training_data(config: ReIDConfig, context: DistributedContext) -> Train
     if config.translated:
         records, view_paths = TranslatedViews(config.translated, dataset.root).pair(records)
     else:
-        clustered = [name for name, stage in config.train.stages.items()
-                     if stage.labels == "mixed_modal" and stage.epochs > 0]
-        if clustered:
-            raise ValueError(f"train.stages.{clustered[0]}.labels=mixed_modal clusters the translated views: set "
-                             f"translated=<OUT of vi-translate translate>, or choose labels per_modality / hungarian")
+        needing = [name for name, phase in stage_phases(config.train).items()
+                   if method.requires_views(phase) and config.train.stages[name].epochs > 0]
+        if needing:
+            raise ValueError(f"method {method.name} clusters the translated views in stage {needing[0]}: set "
+                             f"translated=<OUT of vi-translate translate>, or choose a method that needs none "
+                             f"(cluster_contrast, adca, pgm, pclhd)")
     is_ir = np.array([record.modality == "ir" for record in records])
     return TrainingData(records, view_paths, is_ir, dataset)
 
@@ -465,53 +523,3 @@ def _stack(pieces: list[tuple[torch.Tensor, torch.Tensor, bool]], device: torch.
             "labels": torch.cat([labels for _, labels, _ in pieces]).to(device),
             "is_ir": torch.cat([torch.full((len(labels),), flag, dtype=torch.bool) for _, labels, flag in pieces]
                                ).to(device)}
-
-
-def build_memories(features: torch.Tensor, pseudo: PseudoLabels, is_ir: np.ndarray, train: ReIDTrainConfig,
-                   stage: StageConfig, stage_epoch: int, device: torch.device, seed: int) -> list[MemoryGroup]:
-    """One memory group over the shared label space, or one per modality; hard and dynamic prototypes from
-    the stage's `hard_dynamic_from` on (PCLHD's progressive schedule)."""
-    kinds = PROTOTYPES if uses_hard_dynamic(stage, stage_epoch) else ("centroid",)
-    labels = torch.from_numpy(pseudo.labels)
-    is_ir = torch.from_numpy(is_ir)
-    if pseudo.shared:
-        parts = [(None, 0, torch.ones_like(is_ir))]
-    else:
-        parts = [("vis", 0, ~is_ir), ("ir", pseudo.num_vis_clusters, is_ir)]
-    groups = []
-    for modality, offset, rows in parts:
-        group_labels = torch.where(labels[rows] >= 0, labels[rows] - offset, -1)
-        memories = {kind: ClusterMemory.from_features(features[rows], group_labels, prototype=kind,
-                                                      temperature=train.temperature, momentum=train.momentum,
-                                                      generator=make_generator(seed)).to(device)
-                    for kind in kinds}
-        groups.append(MemoryGroup(memories, modality, offset))
-    return groups
-
-
-def uses_hard_dynamic(stage: StageConfig, stage_epoch: int) -> bool:
-    return stage.hard_dynamic_from is not None and stage_epoch >= stage.hard_dynamic_from
-
-
-def memory_loss(groups: list[MemoryGroup], features: torch.Tensor, labels: torch.Tensor, is_ir: torch.Tensor,
-                stage: StageConfig, stage_epoch: int) -> torch.Tensor:
-    """Cluster NCE of features [B, D] against each group's prototypes, with PCLHD's progressive weighting."""
-    total = features.new_zeros(())
-    start = stage.hard_dynamic_from if uses_hard_dynamic(stage, stage_epoch) else stage_epoch + 1
-    for group in groups:
-        rows = group.rows(labels, is_ir)
-        group_labels = labels[rows] - group.offset
-        losses = {kind: memory.loss(features[rows], group_labels) for kind, memory in group.memories.items()}
-        total = total + progressive_prototype_loss(losses["centroid"], losses.get("hard"), losses.get("dynamic"),
-                                                   epoch=stage_epoch, start_epoch=start,
-                                                   weight=stage.hard_dynamic_weight)
-    return total
-
-
-def update_memories(groups: list[MemoryGroup], features: torch.Tensor, labels: torch.Tensor,
-                    is_ir: torch.Tensor) -> None:
-    """The explicit momentum update of every memory with the batch's (detached) features."""
-    for group in groups:
-        rows = group.rows(labels, is_ir)
-        for memory in group.memories.values():
-            memory.update(features[rows], labels[rows] - group.offset)

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from .cluster import METHODS as CLUSTER_METHODS
 from .config import ConfigError, DataConfig, ModelConfig, RuntimeConfig, check_choice, check_positive
 
-LABELS = ("per_modality", "mixed_modal", "hungarian", "true_ids")
 UNIFY = ("vis", "ir", "both", "mean")
 NEED_NUM_CLUSTERS = ("kmeans", "spectral")  # the clusterers that take a number of clusters
 
@@ -39,15 +38,13 @@ class ClusterConfig:
     eps: float = 0.6  # dbscan
     min_samples: int = 4  # dbscan
     num_clusters: Optional[int] = None  # kmeans and spectral (required): clusters per clustering, i.e. per
-    # modality under per_modality / hungarian labels, over both modalities under mixed_modal labels
-    unify: str = "both"  # mixed_modal labels: the DM2C-style mixed-modal space
-    center: bool = False  # mixed_modal labels: centre each modality group of the mixed-modal features
-    association: str = "hungarian"  # hungarian labels: hungarian | sinkhorn
+    # modality for per-modality clusters, over both modalities for joint's mixed-modal and PCLHD's "all" clusters
+    unify: str = "both"  # joint's mixed-modal clusters: the DM2C-style mixed-modal space
+    center: bool = False  # joint's mixed-modal clusters: centre each modality group of the mixed-modal features
 
     def __post_init__(self) -> None:
         check_choice("cluster.method", self.method, CLUSTER_METHODS)
         check_choice("cluster.unify", self.unify, UNIFY)
-        check_choice("cluster.association", self.association, ("hungarian", "sinkhorn"))
         check_positive("cluster", self, ("k1", "k2", "min_samples"))
         if self.method == "dbscan" and not 0.0 < self.eps < 1.0:
             raise ConfigError(f"cluster.eps must lie in (0, 1) for dbscan on the Jaccard distance, got {self.eps}")
@@ -63,37 +60,52 @@ class ClusterConfig:
 
 @dataclass
 class StageConfig:
-    """A span of epochs with its own pseudo-labels, losses, optimiser and learning-rate schedule.
+    """A span of epochs with its own optimiser and learning-rate schedule; what it trains on is the method's rule for
+    its phase (the first stage: "intra", every later one: "cross"; see reid.methods).
 
-    The references (ADCA, PGM, PCLHD) train stage 1 on per-modality labels, then start stage 2 from its weights
-    with a fresh optimiser and add the cross-modal labels.
+    The references (ADCA, PGM, PCLHD) train stage 1 intra-modality, then start stage 2 from its weights with a fresh
+    optimiser and add their cross-modal rules.
     """
 
     epochs: int = 50  # 0 skips the stage
-    labels: str = "per_modality"  # per_modality | mixed_modal | hungarian | true_ids (see reid.pseudo_labels)
     restart_optimizer: bool = True  # a fresh optimiser and schedule at the stage's first epoch
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
     step_size: int = 20  # the learning rate times `gamma` every `step_size` epochs of the stage
     gamma: float = 0.1
-    view_weight: float = 0.0  # cluster NCE of the translated views, with their image's pseudo-label
-    cross_view_weight: float = 0.0  # instance NCE: an image and its translation, other clusters as negatives
-    hard_dynamic_from: Optional[int] = None  # PCLHD: epoch of the stage from which hard and dynamic prototypes join
-    hard_dynamic_weight: float = 0.5  # PCLHD's lambda
+    num_identities: Optional[int] = None  # P of the infrared half in this stage (None: train.num_identities)
+    vis_identities: Optional[int] = None  # P of the visible half in this stage (None: train.vis_identities)
 
     def check(self, key: str) -> None:
         """Raise ConfigError naming `key`.<field> for a value out of range (`key`: train.stages.<name>)."""
-        check_choice(f"{key}.labels", self.labels, LABELS)
         if self.epochs < 0:
             raise ConfigError(f"{key}.epochs must be >= 0, got {self.epochs}")
         check_positive(key, self, ("step_size",))
+        for name in ("num_identities", "vis_identities"):
+            if getattr(self, name) is not None:
+                check_positive(key, self, (name,))
 
 
 def default_stages() -> dict[str, StageConfig]:
-    """The references' schedule: 50 epochs intra-modality, then 50 cross-modal epochs (here: mixed-modal clusters
-    over the translated views, with both view losses) from a fresh optimiser."""
-    return {"intra": StageConfig(epochs=50, labels="per_modality"),
-            "cross": StageConfig(epochs=50, labels="mixed_modal", view_weight=1.0, cross_view_weight=1.0)}
+    """The references' schedule: 50 epochs intra-modality, then 50 cross-modal epochs from a fresh optimiser."""
+    return {"intra": StageConfig(epochs=50), "cross": StageConfig(epochs=50)}
+
+
+@dataclass
+class MethodConfig:
+    """Which method trains (reid.methods: cluster_contrast | adca | pgm | pclhd | joint | oracle) and its options
+    (its Options dataclass; unknown keys are refused, missing ones take the method's defaults: `resolved`)."""
+
+    name: str = "joint"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.resolved_options()  # checks the name and the options
+
+    def resolved_options(self) -> dict[str, Any]:
+        """Every option of the method, the defaults filled in (ConfigError for an unknown key or a bad value)."""
+        from .methods import resolve_options  # the methods import this module
+        return resolve_options(self.name, self.options)
 
 
 @dataclass
@@ -152,6 +164,7 @@ class ReIDConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     translated: Optional[str] = None  # OUT of `vi-translate translate`: each image's cross-modal view
+    method: MethodConfig = field(default_factory=MethodConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

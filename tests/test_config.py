@@ -117,13 +117,34 @@ def test_counts_below_one_name_the_key():
 def test_stages_are_sections_checked_key_by_key_and_run_in_order():
     from reid.train_config import ReIDConfig
 
-    config = load_config(ReIDConfig, None, ["train.stages.cross.epochs=3", "train.stages.extra.labels=true_ids"])
+    config = load_config(ReIDConfig, None, ["train.stages.cross.epochs=3", "train.stages.extra.gamma=0.5"])
     assert list(config.train.stages) == ["intra", "cross", "extra"] and config.train.epochs == 50 + 3 + 50
     assert config.train.stage_at(52)[0] == "cross" and config.train.stage_at(53)[::2] == ("extra", 0)
     with pytest.raises(ConfigError, match="unknown config key 'train.stages.cross.epochz'; did you mean "
                                           "'train.stages.cross.epochs'"):
         load_config(ReIDConfig, None, ["train.stages.cross.epochz=3"])
-    with pytest.raises(ConfigError, match=r"train.stages.intra.labels: expected one of"):
-        load_config(ReIDConfig, None, ["train.stages.intra.labels=joint"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.stages.intra.labels'"):
+        load_config(ReIDConfig, None, ["train.stages.intra.labels=joint"])  # what a stage trains is the method's
+    with pytest.raises(ConfigError, match=r"train.stages.cross.vis_identities must be >= 1"):
+        load_config(ReIDConfig, None, ["train.stages.cross.vis_identities=0"])
     with pytest.raises(ConfigError, match="at least one epoch"):
         load_config(ReIDConfig, None, ["train.stages.intra.epochs=0", "train.stages.cross.epochs=0"])
+
+
+def test_the_method_and_its_options_are_checked_by_the_method_s_own_schema():
+    from reid.train_config import ReIDConfig
+
+    config = load_config(ReIDConfig, None, ["method.name=pgm", "method.options.cross_weight=0.5"])
+    assert config.method.options == {"cross_weight": 0.5}  # as given; the trainer writes the rest out
+    assert config.method.resolved_options() == {"cross_weight": 0.5, "matching": "one_sided", "cross_memory": "hard",
+                                                "alternate": True}
+    with pytest.raises(ConfigError, match=r"method.name: expected one of \['adca', 'cluster_contrast', 'joint', "
+                                          r"'oracle', 'pclhd', 'pgm'\], got 'pgn'"):
+        load_config(ReIDConfig, None, ["method.name=pgn"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.options.view_weight'; did you mean "
+                                          r"'method.options.cross_weight'"):
+        load_config(ReIDConfig, None, ["method.name=pgm", "method.options.view_weight=0"])  # joint's option, not pgm's
+    with pytest.raises(ConfigError, match=r"'method.options.ema_momentum': expected float, got 'high'"):
+        load_config(ReIDConfig, None, ["method.name=pclhd", "method.options.ema_momentum=high"])
+    with pytest.raises(ConfigError, match=r"method.options.dynamic_loss: expected one of \['paper', 'released'\]"):
+        load_config(ReIDConfig, None, ["method.name=pclhd", "method.options.dynamic_loss=no_grad"])

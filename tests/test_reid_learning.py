@@ -39,10 +39,10 @@ def world(tmp_path_factory):
 
 
 def supervised_config(root, out, tmp_path, epochs: int = 2, **train) -> ReIDConfig:
-    """The upper bound's recipe (true identities as labels, one stage) with the compact network, a few hundred
-    images/s."""
-    stages = {"intra": {"epochs": 0}, "cross": {"epochs": epochs, "labels": "true_ids", "lr": 2e-3, "step_size": 10}}
-    data = {"data": {"name": "synthetic", "root": str(root)},
+    """The upper bound's recipe (the oracle method: true identities as labels, one stage) with the compact network,
+    a few hundred images/s."""
+    stages = {"intra": {"epochs": 0}, "cross": {"epochs": epochs, "lr": 2e-3, "step_size": 10}}
+    data = {"data": {"name": "synthetic", "root": str(root)}, "method": {"name": "oracle"},
             "model": {"arch": "small", "height": 32, "width": 16},
             "augment": {"pad": 1, "erasing": 0.0},
             "train": {"iterations": 50, "num_identities": 4, "vis_identities": 2, "num_instances": 4,
@@ -92,14 +92,15 @@ def epoch_losses(out) -> list[float]:
 
 
 def test_a_supervised_run_learns_cross_modal_retrieval(world, tmp_path, monkeypatch):
-    built, build_memories = [], reid_train.build_memories  # (memory, its prototypes when built) of every epoch
+    built, plan = [], reid_train._Run._plan  # (memory, its prototypes when built) of every epoch
 
-    def recording(*args, **kwargs):
-        groups = build_memories(*args, **kwargs)
-        built.extend((memory, memory.prototypes.clone()) for group in groups for memory in group.memories.values())
-        return groups
+    def recording(run, *args, **kwargs):
+        epoch_plan = plan(run, *args, **kwargs)
+        memory = epoch_plan.passes[0].objective.memory
+        built.append((memory, memory.prototypes.clone()))
+        return epoch_plan
 
-    monkeypatch.setattr(reid_train, "build_memories", recording)
+    monkeypatch.setattr(reid_train._Run, "_plan", recording)
     out = tmp_path / "run"
     checkpoint = train_reid(supervised_config(world, out, tmp_path))
     losses = epoch_losses(out)

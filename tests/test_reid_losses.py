@@ -1,4 +1,4 @@
-"""Losses: hand-computed cluster NCE, cross-view NCE and the PCLHD progressive schedule."""
+"""Losses: hand-computed cluster NCE (a ClusterMemory's loss) and cross-view NCE."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,15 @@ import math
 import pytest
 import torch
 
-from reid.losses import cluster_nce, cross_view_nce, progressive_prototype_loss
+from reid.losses import cross_view_nce
+from reid.memories import ClusterMemory
+
+
+def cluster_nce(features: torch.Tensor, prototypes: torch.Tensor, labels: torch.Tensor, temperature: float):
+    """ClusterNCE of unit features [B, D] against fixed prototypes [C, D]: a ClusterMemory holding them."""
+    memory = ClusterMemory(prototypes.shape[1], prototypes.shape[0], temperature=temperature)
+    memory.load_state_dict({"prototypes": prototypes})
+    return memory.loss(features, labels)
 
 
 def test_cluster_nce_hand_example():
@@ -45,7 +53,7 @@ def test_cluster_nce_rejects_labels_out_of_range(labels):
 def test_cluster_nce_rejects_bad_temperature_and_shapes():
     with pytest.raises(ValueError, match="temperature"):
         cluster_nce(torch.eye(2), torch.eye(2), torch.tensor([0, 1]), temperature=0.0)
-    with pytest.raises(ValueError, match="share D"):
+    with pytest.raises(ValueError, match=r"features must be \[B, 3\]"):
         cluster_nce(torch.eye(2), torch.eye(3), torch.tensor([0, 1]), temperature=0.05)
 
 
@@ -76,18 +84,6 @@ def test_cross_view_nce_is_symmetric():
 def test_cross_view_nce_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="view_features"):
         cross_view_nce(torch.eye(2), torch.eye(3))
-
-
-def test_progressive_prototype_loss_schedule():
-    centroid, hard, dynamic = torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0)
-    assert progressive_prototype_loss(centroid, None, None, epoch=4, start_epoch=5, weight=0.5).item() == 1.0
-    assert progressive_prototype_loss(centroid, hard, dynamic, epoch=4, start_epoch=5, weight=0.5).item() == 1.0
-    assert progressive_prototype_loss(centroid, hard, dynamic, epoch=5, start_epoch=5, weight=0.5).item() == 3.5
-    assert progressive_prototype_loss(centroid, hard, dynamic, epoch=9, start_epoch=0, weight=1.0).item() == 6.0
-    with pytest.raises(ValueError, match="hard_loss and dynamic_loss"):
-        progressive_prototype_loss(centroid, None, None, epoch=5, start_epoch=5, weight=0.5)
-    with pytest.raises(ValueError, match="weight"):
-        progressive_prototype_loss(centroid, hard, dynamic, epoch=5, start_epoch=5, weight=-1.0)
 
 
 def test_cross_view_nce_keeps_same_cluster_views_out_of_the_negatives():

@@ -42,14 +42,13 @@ def data(tmp_path_factory):
 
 
 def tiny_reid_config(root: Path, translated: Path | None, out: Path, *, intra: dict | None = None,
-                     cross: dict | None = None, **train) -> dict:
-    """Two stages: `intra` (1 epoch on per-modality clusters) and `cross` (1 epoch, mixed-modal clusters with
-    both view losses and PCLHD's prototypes from its first epoch), each updated by the given dicts."""
-    stages = {"intra": {"epochs": 1, "labels": "per_modality", "lr": 1e-3, **(intra or {})},
-              "cross": {"epochs": 1, "labels": "mixed_modal", "lr": 1e-3, "view_weight": 1.0,
-                        "cross_view_weight": 1.0, "hard_dynamic_from": 0, **(cross or {})}}
+                     cross: dict | None = None, method: str = "joint", options: dict | None = None, **train) -> dict:
+    """Two stages of one epoch each, `intra` and `cross`, updated by the given dicts, for `method` (default joint:
+    per-modality clusters, then mixed-modal clusters with both view losses) with `options`."""
+    stages = {"intra": {"epochs": 1, "lr": 1e-3, **(intra or {})}, "cross": {"epochs": 1, "lr": 1e-3, **(cross or {})}}
     return {"data": {"name": "synthetic", "root": str(root)},
             "translated": str(translated) if translated else None,
+            "method": {"name": method, "options": dict(TINY_OPTIONS.get(method, {}), **(options or {}))},
             "model": {"arch": "tiny", "height": 32, "width": 16},
             "cluster": {"k1": 6, "k2": 2, "eps": 0.6, "min_samples": 2},
             "train": {"iterations": 3, "num_identities": 2, "vis_identities": 1, "num_instances": 2,
@@ -57,6 +56,11 @@ def tiny_reid_config(root: Path, translated: Path | None, out: Path, *, intra: d
             "eval": {"every": 2, "trials": 2, "batch_size": 16},
             "runtime": {"device": "cpu", "workers": 0, "seed": 3},
             "output_dir": str(out)}
+
+
+# PCLHD's "all" clustering and instance memory scaled to 8 identities of ~6 images
+TINY_OPTIONS = {"pclhd": {"mixed_k1": 6, "mixed_k2": 3, "num_instances": 2}}
+METHODS = ("cluster_contrast", "adca", "pgm", "pclhd", "joint", "oracle")
 
 
 def build(data: dict, path: Path) -> ReIDConfig:
@@ -75,16 +79,45 @@ def test_two_stage_joint_run_writes_checkpoint_metrics_and_evaluation(data, tmp_
     assert checkpoint == out / "checkpoints" / "last.pt"
     saved = load_checkpoint(checkpoint, kind="reid")
     assert saved["step"] == 2 and saved["config"]["model"]["arch"] == "tiny"
+    assert saved["config"]["method"] == {"name": "joint", "options": {"view_weight": 1.0, "cross_view_weight": 1.0}}
     lines = history(out)
     assert [(line["epoch"], line["stage"], line["stage_epoch"]) for line in lines] == [(1, "intra", 1), (2, "cross", 1)]
-    assert "loss_view" not in lines[0] and lines[0]["cluster"]["mixed_clusters"] == 0  # per-modality labels
+    assert set(lines[0]) >= {"loss_vis", "loss_ir"} and lines[0]["cluster"]["mixed_clusters"] == 0  # per modality
     for key in ("loss_cluster", "loss_view", "loss_cross_view"):
         assert np.isfinite(lines[1][key])
     assert {"ari", "nmi", "pairwise_f", "mixed_share", "num_clusters"} <= set(lines[0]["cluster"])
     assert "eval" not in lines[0] and set(lines[1]["eval"]) == {"all-single", "all-multi", "indoor-single", "indoor-multi"}
     assert 0 < lines[1]["eval"]["all-single"]["R20"] <= 1
-    assert (out / "eval" / "epoch_002.json").exists() and (out / "config.yaml").exists()
+    assert (out / "eval" / "epoch_002.json").exists()
+    assert yaml.safe_load((out / "config.yaml").read_text())["method"]["options"]["view_weight"] == 1.0  # resolved
     # the checkpoint is a `vireid evaluate` checkpoint
+    assert vireid_main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--root", str(root),
+                        "--trials", "1", "--workers", "0", "--settings", "all-single", "--out", str(tmp_path / "e.json")]) == 0
+
+
+# the loss terms of each method's epochs: intra stage, cross stage
+TERMS = {"cluster_contrast": ({"vis", "ir"}, {"vis", "ir"}), "adca": ({"vis", "ir"}, {"vis", "ir"}),
+         "pgm": ({"vis", "ir"}, {"vis", "ir", "cross"}), "pclhd": ({"vis", "ir"}, {"vis", "ir", "cross", "dynamic"}),
+         "joint": ({"vis", "ir"}, {"cluster", "view", "cross_view"}),
+         "oracle": ({"cluster"}, {"cluster", "view", "cross_view"})}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_its_two_stages_end_to_end(data, tmp_path, method):
+    """One short run per method: each stage trains the method's loss terms (finite), records its notes, evaluates
+    and writes a checkpoint `vireid evaluate` reads."""
+    root, translated = data
+    out = tmp_path / method
+    checkpoint = train_reid(build(tiny_reid_config(root, translated, out, method=method), tmp_path / "c.yaml"))
+    lines = history(out)
+    for line, terms in zip(lines, TERMS[method]):
+        assert {key[5:] for key in line if key.startswith("loss_")} == terms, line
+        assert all(np.isfinite(line[f"loss_{term}"]) for term in terms)
+    notes = {"adca": {"cma_pairs"}, "pgm": {"matched"}, "pclhd": {"bimodal_clusters", "matched"}}.get(method, set())
+    assert set(lines[1].get("method", {})) == notes
+    assert 0 < lines[1]["eval"]["all-single"]["mAP"] <= 1
+    state = load_checkpoint(checkpoint, kind="reid")["state"]
+    assert ("student" in state) == (method == "pclhd")  # PCLHD delivers its EMA teacher
     assert vireid_main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--root", str(root),
                         "--trials", "1", "--workers", "0", "--settings", "all-single", "--out", str(tmp_path / "e.json")]) == 0
 
@@ -105,43 +138,56 @@ def test_each_stage_starts_its_own_optimiser_and_schedule(data, tmp_path):
     assert steps == {True: 3, False: 6}  # 3 iterations an epoch
 
 
+@pytest.mark.parametrize("method", ["joint", "pclhd"])
 @pytest.mark.parametrize("stop", [1, 2, 3], ids=["inside_stage_1", "at_the_boundary", "inside_stage_2"])
-def test_resume_reaches_the_uninterrupted_weights(data, tmp_path, stop):
-    """Two stages of two epochs: a run stopped after `stop` epochs and resumed ends with the weights, memory
-    losses and optimiser state of the uninterrupted run."""
+def test_resume_reaches_the_uninterrupted_weights(data, tmp_path, stop, method):
+    """Two stages of two epochs: a run stopped after `stop` epochs and resumed ends with the weights (PCLHD: of
+    its student and of its EMA teacher), loss terms and optimiser state of the uninterrupted run."""
     root, translated = data
-    stages = {"intra": {"epochs": 2}, "cross": {"epochs": 2, "hard_dynamic_from": 1}}
+    stages = {"intra": {"epochs": 2}, "cross": {"epochs": 2}, "method": method}
     straight = train_reid(build(tiny_reid_config(root, translated, tmp_path / "straight", **stages), tmp_path / "a.yaml"))
     train_reid(build(tiny_reid_config(root, translated, tmp_path / "split", max_epochs=stop, **stages), tmp_path / "b.yaml"))
     assert len(history(tmp_path / "split")) == stop
     resumed = train_reid(build(tiny_reid_config(root, translated, tmp_path / "split", **stages), tmp_path / "c.yaml"))
     a, b = load_checkpoint(straight)["state"], load_checkpoint(resumed)["state"]
-    different = [k for k in a["model"] if not torch.equal(a["model"][k], b["model"][k])]
-    assert not different, different[:3]
-    for epoch_a, epoch_b in zip(json.loads(a["history"]), json.loads(b["history"])):
-        assert (epoch_b["stage"], epoch_b["loss_cluster"], epoch_b.get("loss_view")) == \
-            (epoch_a["stage"], epoch_a["loss_cluster"], epoch_a.get("loss_view"))
+    for weights in ("model", "student") if method == "pclhd" else ("model",):
+        different = [k for k in a[weights] if not torch.equal(a[weights][k], b[weights][k])]
+        assert not different, (weights, different[:3])
+    losses = [{k: v for k, v in line.items() if k.startswith("loss_") or k == "stage"}
+              for line in json.loads(a["history"])]
+    assert losses == [{k: v for k, v in line.items() if k.startswith("loss_") or k == "stage"}
+                      for line in json.loads(b["history"])]
     assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
 
 
-@pytest.mark.parametrize("labels", ["per_modality", "hungarian"])
-def test_baselines_run_without_translated_views(data, tmp_path, labels):
+@pytest.mark.parametrize("method", ["cluster_contrast", "adca", "pgm", "pclhd"])
+def test_the_field_s_methods_run_without_translated_views(data, tmp_path, method):
     root, _ = data
-    config = build(tiny_reid_config(root, None, tmp_path / labels, cross={"labels": labels}), tmp_path / "c.yaml")
-    train_reid(config)
-    line = history(tmp_path / labels)[-1]
-    assert "loss_view" not in line and np.isfinite(line["loss_cluster"])
-    if labels == "per_modality":
-        assert line["cluster"]["mixed_clusters"] == 0  # two separate label spaces
+    train_reid(build(tiny_reid_config(root, None, tmp_path / method, method=method), tmp_path / "c.yaml"))
+    line = history(tmp_path / method)[-1]
+    assert "loss_view" not in line and np.isfinite(line["loss_vis"])
 
 
-def test_mixed_modal_labels_without_translated_views_are_a_clear_error(data, tmp_path, capsys):
+def test_joint_without_translated_views_is_a_clear_error(data, tmp_path, capsys):
     root, _ = data
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_reid_config(root, None, tmp_path / "run")))
     assert vireid_main(["train", str(tmp_path / "c.yaml")]) == 2
-    assert "train.stages.cross.labels=mixed_modal clusters the translated views" in capsys.readouterr().err
-    assert vireid_main(["train", str(tmp_path / "c.yaml"), "train.stages.cross.labels=mixed"]) == 2
-    assert "train.stages.cross.labels" in capsys.readouterr().err
+    assert "method joint clusters the translated views in stage cross" in capsys.readouterr().err
+    assert vireid_main(["train", str(tmp_path / "c.yaml"), "method.name=pgn"]) == 2
+    assert "method.name: expected one of" in capsys.readouterr().err
+    assert vireid_main(["train", str(tmp_path / "c.yaml"), "method.name=pgm", "method.options.cross_weigth=1"]) == 2
+    assert "did you mean 'method.options.cross_weight'" in capsys.readouterr().err
+
+
+def test_a_stage_may_set_its_own_batch(data, tmp_path, monkeypatch):
+    """train.stages.<name>.num_identities / vis_identities (PCLHD's RegDB script halves the visible batch in stage 1
+    only) replace the train section's for that stage."""
+    root, translated = data
+    seen = record_forward_inputs(monkeypatch)
+    config = tiny_reid_config(root, None, tmp_path / "run", method="cluster_contrast", num_identities=2,
+                              vis_identities=2, intra={"vis_identities": 1, "num_identities": 3})
+    train_reid(build(config, tmp_path / "c.yaml"))
+    assert seen == [(1 * 2 * 2, 3 * 2)] * 3 + [(2 * 2 * 2, 2 * 2)] * 3  # K = 2, visible images twice (CAJ)
 
 
 def record_forward_inputs(monkeypatch) -> list[tuple[int, int]]:
@@ -198,14 +244,13 @@ def test_batch_augmentation_on_the_training_device(data, tmp_path, monkeypatch):
 
 
 def test_the_upper_bound_trains_on_the_translated_views_as_joint_does(data, tmp_path):
-    """true_ids with `translated`: true ids, and the views in its batches with the view losses; with both view
-    weights at 0 (or no `translated`) the views are not loaded at all."""
+    """oracle with `translated`: true ids, and in its cross stage the views in its batches with the view losses, as
+    joint; with both view weights at 0 (or no `translated`) the views are not loaded at all."""
     root, translated = data
     lines = {}
-    true_ids = {"intra": {"labels": "true_ids", "epochs": 0}}
     for name, path, weights in (("views", translated, {}), ("labels_only", None, {}),
                                 ("weights_off", translated, {"view_weight": 0.0, "cross_view_weight": 0.0})):
-        config = tiny_reid_config(root, path, tmp_path / name, cross={"labels": "true_ids", **weights}, **true_ids)
+        config = tiny_reid_config(root, path, tmp_path / name, method="oracle", options=weights, intra={"epochs": 0})
         train_reid(build(config, tmp_path / f"{name}.yaml"))
         lines[name] = history(tmp_path / name)[0]
     assert np.isfinite(lines["views"]["loss_view"]) and np.isfinite(lines["views"]["loss_cross_view"])
@@ -228,6 +273,12 @@ def test_clustering_features_are_flip_averaged_and_follow_runtime_bf16(data, tmp
     config["runtime"]["bf16"] = False
     train_reid(build(config, tmp_path / "c.yaml"))
     assert len(calls) == 3  # the images in both stages, the views for the mixed-modal clustering
+    assert all(call["flip"] and not call["normalise"] and call["bf16"] is False for call in calls)
+    calls.clear()
+    config = tiny_reid_config(root, translated, tmp_path / "pclhd", method="pclhd")
+    config["runtime"]["bf16"] = False
+    train_reid(build(config, tmp_path / "p.yaml"))
+    assert len(calls) == 3  # the images in both stages, the images by the EMA teacher in the cross stage
     assert all(call["flip"] and not call["normalise"] and call["bf16"] is False for call in calls)
 
 

@@ -13,8 +13,9 @@ from reid.checkpoint import load_checkpoint
 from reid.config import config_to_dict, load_config
 from reid.resume import (ABSENT, ResumeError, changed_settings, check_resume, reid_resume_changes, set_aside,
                          stage_changes)
-from reid.train import stage_reads_views, train_reid
-from reid.train_config import ReIDConfig, StageConfig
+from reid.methods import phase_of
+from reid.train import method_of, train_reid
+from reid.train_config import ReIDConfig
 
 from test_reid_train import build, data, history, tiny_reid_config  # noqa: F401 - `data` is a fixture
 
@@ -30,12 +31,14 @@ def one_torch_thread():
 
 
 def reid_dict(*overrides: str) -> dict:
-    """The default ReID config (stages intra: 50 epochs per_modality, cross: 50 epochs mixed_modal) as a dict."""
+    """The default ReID config (method joint; stages intra: 50 epochs, cross: 50 epochs) as a dict."""
     return config_to_dict(load_config(ReIDConfig, None, list(overrides)))
 
 
 def reid_changes(saved: dict, current: dict, epoch: int) -> list[tuple]:
-    return reid_resume_changes(saved, current, epoch, reads_views=lambda stage: stage_reads_views(StageConfig(**stage)))
+    return reid_resume_changes(saved, current, epoch,
+                               reads_views=lambda config, index: method_of(config).uses_views(phase_of(index), True),
+                               stage_rules=lambda config, index: method_of(config).stage_rules(phase_of(index)))
 
 
 # ------------------------------------------------------------------------------------------ the comparison
@@ -88,7 +91,7 @@ def test_begun_stages_must_stay_equal_and_the_current_stage_may_only_grow_past_w
     assert changes("train.stages.intra.epochs=9") == []  # more epochs in the stage it is in
     assert changes("train.stages.intra.epochs=3") == []  # fewer, but not below the 3 trained
     assert changes("train.stages.intra.epochs=2") == [("train.stages.intra.epochs", 4, 2)]
-    assert changes("train.stages.cross.lr=1e-4", "train.stages.cross.labels=hungarian", "train.stages.more.epochs=2",
+    assert changes("train.stages.cross.lr=1e-4", "train.stages.cross.gamma=0.5", "train.stages.more.epochs=2",
                    "train.stages.cross.epochs=1") == []  # a stage not begun may change, and stages be added
     # after 5 epochs the cross stage is begun and intra is finished: its epochs are fixed
     assert changes("train.stages.cross.lr=1e-4", epoch=5) == [("train.stages.cross.lr", 3.5e-4, 1e-4)]
@@ -104,10 +107,27 @@ def test_translated_may_change_only_while_no_begun_stage_reads_the_views():
     saved = reid_dict("train.stages.intra.epochs=2")
     views = reid_dict("train.stages.intra.epochs=2", "translated=runs/translated")
     assert reid_changes(saved, views, 2) == []  # only intra (per-modality) is begun
-    assert reid_changes(saved, views, 3) == [("translated", None, "runs/translated")]  # cross (mixed_modal) is begun
-    reads = reid_dict("train.stages.intra.epochs=2", "train.stages.intra.labels=mixed_modal")
-    assert reid_changes(reads, reid_dict("train.stages.intra.epochs=2", "train.stages.intra.labels=mixed_modal",
-                                         "translated=runs/translated"), 1) == [("translated", None, "runs/translated")]
+    assert reid_changes(saved, views, 3) == [("translated", None, "runs/translated")]  # joint's cross stage is begun
+    oracle = reid_dict("train.stages.intra.epochs=2", "method.name=oracle")  # the upper bound: views in stage 2
+    with_views = reid_dict("train.stages.intra.epochs=2", "method.name=oracle", "translated=runs/translated")
+    assert reid_changes(oracle, with_views, 2) == []
+    assert reid_changes(oracle, with_views, 3) == [("translated", None, "runs/translated")]
+
+
+def test_the_method_may_change_only_where_the_begun_stages_keep_their_rules():
+    """joint's, ADCA's and PGM's first stage is cluster-contrast's, so a run begun under one continues under the
+    others while only that stage is begun; PCLHD's first stage is its own; once the cross stage is begun (or a
+    method option it reads changed) the method is fixed."""
+    saved = reid_dict("train.stages.intra.epochs=2")
+    for method in ("cluster_contrast", "adca", "pgm"):
+        assert reid_changes(saved, reid_dict("train.stages.intra.epochs=2", f"method.name={method}"), 2) == []
+    rules = "method (the rules of stage intra)"
+    assert [key for key, _, _ in reid_changes(saved, reid_dict("train.stages.intra.epochs=2", "method.name=pclhd"),
+                                              2)] == [rules]
+    assert [key for key, _, _ in reid_changes(saved, reid_dict("train.stages.intra.epochs=2", "method.name=adca"),
+                                              3)] == ["method (the rules of stage cross)"]
+    assert reid_changes(saved, reid_dict("train.stages.intra.epochs=2", "method.options.view_weight=0"), 2) == []
+    assert reid_changes(saved, reid_dict("train.stages.intra.epochs=2", "method.options.view_weight=0"), 3) != []
 
 
 def test_set_aside_moves_the_run_files_into_the_next_numbered_folder(tmp_path):
@@ -165,16 +185,16 @@ def test_a_changed_learning_rate_of_a_begun_stage_is_refused_and_nothing_is_rewr
 
 
 def test_safe_settings_more_epochs_in_the_current_stage_and_changed_later_stages_resume(data, one_epoch, tmp_path):
-    out, _ = rerun(data, one_epoch, tmp_path, intra={"epochs": 2}, cross={"lr": 5e-3, "labels": "hungarian"},
-                   max_epochs=2)
-    changed = quick(tiny_reid_config(*data, out, intra={"epochs": 2}, cross={"labels": "hungarian"}), every=1)
+    out, _ = rerun(data, one_epoch, tmp_path, intra={"epochs": 2}, cross={"lr": 5e-3}, method="adca", max_epochs=2)
+    changed = quick(tiny_reid_config(*data, out, intra={"epochs": 2}, method="pgm"), every=1)
     changed["runtime"]["log_level"] = "WARNING"
-    train_reid(build(changed, tmp_path / "safe.yaml"))  # log level, eval.every, max_epochs, cross.lr changed
+    train_reid(build(changed, tmp_path / "safe.yaml"))  # log level, eval.every, max_epochs, cross.lr, method changed
     lines = history(out)
     assert [(line["epoch"], line["stage"]) for line in lines] == [(1, "intra"), (2, "intra"), (3, "cross")]
     assert lines[2]["lr"] == pytest.approx(1e-3)  # this rerun's cross stage, not the previous rerun's 5e-3
+    assert "loss_cross" in lines[2]  # trained by PGM's cross-stage rules
     saved = load_checkpoint(out / "checkpoints" / "last.pt")["config"]
-    assert saved["train"]["stages"]["cross"]["labels"] == "hungarian" and saved["runtime"]["log_level"] == "WARNING"
+    assert saved["method"]["name"] == "pgm" and saved["runtime"]["log_level"] == "WARNING"
 
 
 def test_the_runners_first_stage_copy_resumes_under_the_whole_runs_config(data, tmp_path):
@@ -209,8 +229,8 @@ def test_a_checkpoint_saved_before_a_key_existed_compares_at_its_default(tmp_pat
     filled = with_defaults(saved, tmp_path / "last.pt")
     assert filled["cluster"]["num_clusters"] is None
     assert list(filled["train"]["stages"]) == ["intra"]
-    assert filled["train"]["stages"]["intra"]["lr"] == 1e-3 and filled["train"]["stages"]["intra"]["labels"] == \
-        "per_modality"
+    assert filled["train"]["stages"]["intra"]["lr"] == 1e-3 and filled["train"]["stages"]["intra"]["gamma"] == 0.1
+    assert filled["method"] == {"name": "joint", "options": {"view_weight": 1.0, "cross_view_weight": 1.0}}
     # and the resume check applies it: a run saved without the key continues under today's config
     from reid.train import check_same_run
 
@@ -218,3 +238,15 @@ def test_a_checkpoint_saved_before_a_key_existed_compares_at_its_default(tmp_pat
     without_key = config_to_dict(config)
     del without_key["cluster"]["num_clusters"]
     check_same_run(without_key, config, 1, tmp_path / "last.pt")
+
+
+def test_a_checkpoint_of_an_older_toolkit_with_keys_gone_since_is_refused_naming_the_key(tmp_path):
+    """A config saved when stages still had `labels` (before methods) cannot be resumed: the error names the key
+    and the way out."""
+    from reid.train import check_same_run
+
+    config = ReIDConfig(output_dir=str(tmp_path))
+    saved = config_to_dict(config)
+    saved["train"]["stages"]["cross"]["labels"] = "mixed_modal"
+    with pytest.raises(ResumeError, match=r"train\.stages\.cross\.labels(.|\n)*--fresh"):
+        check_same_run(saved, config, 1, tmp_path / "last.pt")

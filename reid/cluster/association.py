@@ -1,6 +1,7 @@
-"""Cross-modal cluster association baselines: per-modality clusters are matched visible <-> infrared
-by their centroids (Hungarian matching as in PGM, or entropic optimal transport), then merged into
-one joint label space."""
+"""Plain cross-modal cluster associations: per-modality clusters matched visible <-> infrared one to one by
+their centroids (Hungarian matching, or entropic optimal transport), then merged into one joint label space.
+Library functions that no method trains with; PGM's own rule (padding, then the leftovers matched again) is
+`reid.cluster.matching.progressive_graph_matching`."""
 from __future__ import annotations
 
 import logging

@@ -1,14 +1,17 @@
 """k-reciprocal Jaccard distance (Zhong et al. 2017) as cluster-contrast and SpCL compute it,
 stored sparse: memory grows with N times the neighbourhood sizes, never N x N.
 
-The recipe, for features x (L2-normalised) and `initial_rank` = the k1 nearest neighbours of each
-image, the image itself among them:
+The recipe, for features x (L2-normalised first, unless `normalise=False`: then as given, as the references run it
+on their flip-averaged clustering features) and `initial_rank` = the k1 nearest neighbours of each image by
+Euclidean distance (equivalently, for unit rows, by inner product), the image itself among them:
 1. R(i, k): the k-reciprocal neighbours of i: j in the first k+1 columns of i's ranking whose own
    first k+1 columns contain i (columns beyond the k1 searched simply do not exist).
 2. Expansion: start from R(i, k1); for each candidate c in it, add R(c, round(k1/2)) when more than
    2/3 of that set lies in R(i, k1).
 3. V[i, j] = softmax over the expansion set of -(2 - 2 x_i.x_j).
-4. Query expansion: V[i] <- mean of V over i's k2 nearest neighbours.
+4. Query expansion: V[i] <- mean of V over i's k2 nearest neighbours; with `is_ir` given, PCLHD's modality-invariant
+   expansion (`compute_modal_invariant_jaccard_distance`): the mean of the infrared neighbours' rows and the mean
+   of the visible neighbours' rows are averaged (one of them alone when the other modality has no neighbour).
 5. Jaccard: d(i, j) = 1 - m / (2 - m) with m = sum_k min(V[i, k], V[j, k]); negatives clipped to 0.
 
 Every step is a sparse matrix operation or a batched numpy/torch operation; none loops over rows
@@ -31,28 +34,34 @@ MAX_BLOCK_ROWS = 512  # rows of the dense accumulation block in the Jaccard step
 
 
 def jaccard_distance(features: torch.Tensor | np.ndarray, k1: int = 30, k2: int = 6, *,
-                     max_distance: float | None = None) -> sp.csr_matrix:
+                     max_distance: float | None = None, is_ir: np.ndarray | None = None,
+                     normalise: bool = True) -> sp.csr_matrix:
     """k-reciprocal Jaccard distances between all rows of `features`.
 
-    features: [N, D] (L2-normalised here; CUDA tensors search neighbours on the GPU).
+    features: [N, D] (CUDA tensors search neighbours on the GPU). normalise: L2-normalise the rows first; False:
+    use them as given, neighbours by L2 distance and weights from their raw dot products, as cluster-contrast's
+    `compute_jaccard_distance` (IndexFlatL2) does on the references' clustering features, whose norms are
+    slightly below 1.
     k1: neighbourhood size (the image itself counts as one of the k1); k2: query-expansion size.
     max_distance: keep only pairs with distance <= max_distance (None: keep every pair below 1).
+    is_ir: [N] bool, the modality of each row: query expansion balances the two modalities (step 4, PCLHD).
     Returns a csr_matrix [N, N] float32 of distances in [0, 1) for the stored pairs (the diagonal
     included); pairs not stored are at distance 1. Equal, up to float32 rounding, to the dense
     implementation of cluster-contrast / SpCL on the same inputs.
     """
     if k1 < 1 or k2 < 1:
         raise ValueError(f"jaccard_distance: k1 and k2 must be >= 1, got k1={k1}, k2={k2}")
-    x = l2_normalize(features)
+    x = l2_normalize(features) if normalise else torch.as_tensor(features).float()
     num = x.shape[0]
     searched = min(k1, num)
-    _, initial_rank = knn(x, searched)
+    _, initial_rank = knn(x, searched, metric="ip" if normalise else "l2")
     reciprocal = reciprocal_neighbours(initial_rank, min(k1 + 1, searched))
     reciprocal_half = reciprocal_neighbours(initial_rank, min(int(np.around(k1 / 2)) + 1, searched))
     expansion = expand_neighbourhoods(reciprocal, reciprocal_half)
     weights = softmax_weights(x, expansion)
     if k2 != 1:
-        weights = query_expansion(weights, initial_rank[:, :min(k2, searched)])
+        neighbours = initial_rank[:, :min(k2, searched)]
+        weights = query_expansion(weights, neighbours, None if is_ir is None else np.asarray(is_ir, dtype=bool))
     distance = pairwise_jaccard(weights, max_distance=max_distance)
     logger.debug("jaccard_distance: N=%d, %.1f stored pairs per row", num, distance.nnz / max(num, 1))
     return distance
@@ -94,7 +103,7 @@ def expand_neighbourhoods(reciprocal: sp.csr_matrix, reciprocal_half: sp.csr_mat
 def softmax_weights(x: torch.Tensor, pattern: sp.csr_matrix, chunk: int = 8192) -> sp.csr_matrix:
     """V[i, j] = softmax over j in row i's pattern of -(2 - 2 x_i.x_j).
 
-    x: [N, D] L2-normalised; pattern: 0/1 csr_matrix [N, N]. Returns csr_matrix float32, rows sum to 1.
+    x: [N, D] (normally L2-normalised); pattern: 0/1 csr_matrix [N, N]. Returns csr_matrix float32, rows sum to 1.
     """
     rows = torch.from_numpy(np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)))
     cols = torch.from_numpy(pattern.indices.astype(np.int64))
@@ -111,12 +120,19 @@ def softmax_weights(x: torch.Tensor, pattern: sp.csr_matrix, chunk: int = 8192) 
     return sp.csr_matrix((values, pattern.indices.copy(), pattern.indptr.copy()), shape=pattern.shape)
 
 
-def query_expansion(weights: sp.csr_matrix, neighbours: np.ndarray) -> sp.csr_matrix:
-    """V[i] <- mean of V[j] over j in neighbours[i]. neighbours: [N, k2] indices; returns csr float32."""
+def query_expansion(weights: sp.csr_matrix, neighbours: np.ndarray, is_ir: np.ndarray | None = None) -> sp.csr_matrix:
+    """V[i] <- mean of V[j] over j in neighbours[i] [N, k2]; with is_ir [N], the average of the infrared
+    neighbours' mean and the visible neighbours' mean (the one present when a modality has none). csr float32."""
     num, k2 = neighbours.shape
-    averaging = _binary_csr(np.repeat(np.arange(num), k2), neighbours.ravel(), num)
+    share = np.full(neighbours.shape, 1.0 / k2)
+    if is_ir is not None:
+        ir_neighbour = is_ir[neighbours]
+        num_ir = ir_neighbour.sum(axis=1, keepdims=True)
+        groups = (num_ir > 0).astype(np.int64) + (num_ir < k2)  # modalities present among the neighbours
+        share = np.where(ir_neighbour, 1.0 / np.maximum(num_ir, 1), 1.0 / np.maximum(k2 - num_ir, 1)) / groups
+    averaging = sp.csr_matrix((share.ravel().astype(np.float32), (np.repeat(np.arange(num), k2), neighbours.ravel())),
+                              shape=(num, num))  # duplicates (none in a neighbour list) would add up
     expanded = (averaging @ weights).tocsr()
-    expanded.data /= np.float32(k2)
     expanded.sort_indices()
     return expanded
 

@@ -1,4 +1,7 @@
-"""The sparse Jaccard distance against a dense, per-row transcription of the cluster-contrast recipe."""
+"""The sparse Jaccard distance against a dense, per-row transcription of the cluster-contrast recipe
+(clustercontrast/utils/faiss_rerank.py `compute_jaccard_distance`), and, with `is_ir`, of PCLHD's
+`compute_modal_invariant_jaccard_distance` (shijiangming1/PCLHD clustercontrast/utils/faiss_rerank.py:126-245: the
+same recipe with the query expansion of lines 190-218, the infrared and visible neighbours' means averaged)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,11 +13,14 @@ from reid.cluster.jaccard import jaccard_distance, pairwise_jaccard
 from reid.cluster.neighbors import knn
 
 
-def dense_reference(features: np.ndarray, k1: int, k2: int) -> np.ndarray:
-    """cluster-contrast's compute_jaccard_distance, written out densely with per-row loops."""
+def dense_reference(features: np.ndarray, k1: int, k2: int, is_ir: np.ndarray | None = None) -> np.ndarray:
+    """cluster-contrast's compute_jaccard_distance, written out densely with per-row loops; with is_ir, PCLHD's
+    compute_modal_invariant_jaccard_distance (its modality read from the file names, as there). Neighbours by
+    squared L2 distance (its faiss IndexFlatL2), weights from the raw dot products."""
     num = len(features)
-    similarity = features @ features.T
-    initial_rank = np.argsort(-similarity, axis=1, kind="stable")[:, :k1]  # k1 searched, itself included
+    squared = (features.astype(np.float64) ** 2).sum(axis=1)
+    distance = squared[:, None] + squared[None, :] - 2 * features.astype(np.float64) @ features.T.astype(np.float64)
+    initial_rank = np.argsort(distance, axis=1, kind="stable")[:, :k1]  # k1 searched, itself included
 
     def k_reciprocal(i: int, k: int) -> np.ndarray:
         forward = initial_rank[i, :k + 1]
@@ -34,14 +40,40 @@ def dense_reference(features: np.ndarray, k1: int, k2: int) -> np.ndarray:
         expansion = np.unique(expansion)
         dist = 2 - 2 * torch.from_numpy(features[i:i + 1]) @ torch.from_numpy(features[expansion]).T
         weights[i, expansion] = torch.softmax(-dist, dim=1).view(-1).numpy()
-    if k2 != 1:
+    if k2 != 1 and is_ir is None:
         weights = np.stack([weights[initial_rank[i, :k2]].mean(axis=0) for i in range(num)])
+    elif k2 != 1:
+        weights = modal_invariant_expansion(weights, initial_rank, k2,
+                                            ["x/ir_modify/a.jpg" if ir else "x/rgb_modify/a.jpg" for ir in is_ir])
     jaccard = np.zeros((num, num), dtype=np.float32)
     for i in range(num):
         shared = np.minimum(weights[i][None, :], weights).sum(axis=1)
         jaccard[i] = 1 - shared / (2 - shared)
     jaccard[jaccard < 0] = 0
     return jaccard
+
+
+def modal_invariant_expansion(V: np.ndarray, initial_rank: np.ndarray, k2: int, all_file_name: list[str]):
+    """PCLHD faiss_rerank.py:190-218: per row, the mean of its infrared neighbours' rows and the mean of its visible
+    neighbours' rows, averaged (the one there is when a modality has no neighbour among the k2)."""
+    V_qe = np.zeros_like(V, dtype=np.float32)
+    for i in range(len(V)):
+        feas_NIR_temp = []
+        feas_VIS_temp = []
+        for ii in initial_rank[i, :k2]:
+            if 'ir_modify' in all_file_name[ii]:
+                feas_NIR_temp.append(V[ii, :])
+            elif 'rgb_modify' in all_file_name[ii]:
+                feas_VIS_temp.append(V[ii, :])
+        feas_VIS_temp = np.array(feas_VIS_temp)
+        feas_NIR_temp = np.array(feas_NIR_temp)
+        if len(feas_VIS_temp) == 0:
+            V_qe[i, :] = np.mean(feas_NIR_temp, axis=0)
+        elif len(feas_NIR_temp) == 0:
+            V_qe[i, :] = np.mean(feas_VIS_temp, axis=0)
+        else:
+            V_qe[i, :] = np.mean([np.mean(feas_NIR_temp, axis=0), np.mean(feas_VIS_temp, axis=0)], axis=0)
+    return V_qe
 
 
 def clustered_features(num_ids: int, per_id: int, dim: int, noise: float, seed: int) -> np.ndarray:
@@ -72,6 +104,71 @@ def test_sparse_equals_dense_reference(k1, k2, noise):
     stored_diagonal = coo.row[coo.row == coo.col]
     np.testing.assert_array_equal(np.sort(stored_diagonal), np.arange(len(features)))  # explicit, even when 0
     assert np.all(sparse.diagonal() <= 1e-6)
+
+
+@pytest.mark.parametrize("k1, k2", [(30, 6), (7, 1), (12, 4)])
+def test_features_as_given_equal_the_reference_on_its_clustering_features(k1, k2):
+    """normalise=False, as the trainer clusters: rows of norm 0.85..1 (flip-averaged unit features are shorter than 1)
+    ranked by L2 distance and weighted by their raw dot products, as cluster-contrast's code does; normalising them
+    first gives other distances."""
+    features = clustered_features(num_ids=12, per_id=15, dim=24, noise=1.0, seed=k1)
+    features = features * np.random.default_rng(k2).uniform(0.85, 1.0, (len(features), 1)).astype(np.float32)
+    reference = dense_reference(features, k1, k2)
+    np.testing.assert_allclose(as_dense(jaccard_distance(features, k1=k1, k2=k2, normalise=False)), reference,
+                               atol=2e-6)
+    assert np.abs(as_dense(jaccard_distance(features, k1=k1, k2=k2)) - reference).max() > 1e-3
+
+
+def test_knn_by_l2_distance_ranks_by_distance_not_inner_product():
+    features = np.array([[1.0, 0.0], [2.0, 0.0], [0.9, 0.3]], dtype=np.float32)
+    assert knn(features, 3, metric="ip")[1][0].tolist() == [1, 0, 2]  # the longest vector has the largest product
+    distances, order = knn(features, 3, metric="l2")
+    assert order[0].tolist() == [0, 2, 1]
+    np.testing.assert_allclose(distances[0], [0.0, 0.1, 1.0], atol=1e-6)
+    with pytest.raises(ValueError, match="metric"):
+        knn(features, 2, metric="cosine")
+
+
+def bimodal_features(seed: int, noise: float = 0.6, shift: float = 0.5):
+    """(features [N, D] unit, is_ir [N]): 10 identities with visible and infrared images (a modality offset
+    between them), 2 with infrared images only and 2 with visible images only, rows shuffled."""
+    rng = np.random.default_rng(seed)
+    dim = 24
+    centres = rng.standard_normal((14, dim))
+    offset = shift * rng.standard_normal(dim)
+    rows, modality = [], []
+    for identity in range(14):
+        for ir in ([False] * 6 if identity >= 12 else []) + ([True] * 6 if 10 <= identity < 12 else []) + \
+                ([False] * 5 + [True] * 4 if identity < 10 else []):
+            rows.append(centres[identity] + (offset if ir else 0) + noise * rng.standard_normal(dim))
+            modality.append(ir)
+    order = rng.permutation(len(rows))
+    features = np.asarray(rows)[order]
+    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+    return features, np.asarray(modality)[order]
+
+
+@pytest.mark.parametrize("k1, k2, seed", [(20, 6, 0), (12, 5, 1), (30, 8, 2), (7, 3, 3)])
+def test_modal_invariant_expansion_equals_pclhd_dense_reference(k1, k2, seed):
+    features, is_ir = bimodal_features(seed)
+    sparse = jaccard_distance(features, k1=k1, k2=k2, is_ir=is_ir)
+    reference = dense_reference(features, k1, k2, is_ir=is_ir)
+    np.testing.assert_allclose(as_dense(sparse), reference, atol=2e-6)
+    assert (as_dense(sparse) < 1).sum() == (reference < 1 - 1e-6).sum()
+    # the neighbourhoods hold both kinds: one modality only, and both modalities in unequal numbers
+    neighbours = np.argsort(-(features @ features.T), axis=1, kind="stable")[:, :k2]
+    infrared = is_ir[neighbours].sum(axis=1)
+    assert np.any(infrared == 0) and np.any(infrared == k2)
+    assert np.any((infrared > 0) & (infrared < k2) & (2 * infrared != k2))
+    # and the balanced mean is not the plain one
+    assert np.abs(reference - dense_reference(features, k1, k2)).max() > 1e-3
+
+
+def test_modal_invariant_with_one_modality_is_the_plain_distance():
+    features = clustered_features(num_ids=6, per_id=8, dim=16, noise=0.8, seed=4)
+    for modality in (np.zeros(len(features), bool), np.ones(len(features), bool)):
+        np.testing.assert_allclose(as_dense(jaccard_distance(features, k1=10, k2=4, is_ir=modality)),
+                                   as_dense(jaccard_distance(features, k1=10, k2=4)), atol=1e-6)
 
 
 def test_storage_grows_with_neighbourhoods_not_n_squared():

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 
-def tiny_experiment_config(data_root: Path, output_dir: Path, strategies=("joint", "per_modality_hungarian"),
+def tiny_experiment_config(data_root: Path, output_dir: Path, strategies=("joint", "pgm"),
                            **overrides) -> dict:
     """The config dict: a 2-step translator, two ReID stages of one 2-step epoch each; `overrides` replace
     top-level sections."""

@@ -35,7 +35,7 @@ KILL_POINTS = (
     "translator/checkpoints/last.pt",             # the translator after its first of two steps
     "translated/manifest.jsonl",                  # the translation after its first batch
     "reid/_first_stages/*/metrics.jsonl",         # the shared first stage's epoch logged, before its checkpoint
-    "reid/none/seed_0/eval/epoch_002.json",       # none's second stage evaluated, before its log and checkpoint
+    "reid/cluster_contrast/seed_0/eval/epoch_002.json",       # cluster_contrast's second stage evaluated, before its log and checkpoint
     "reid/joint/seed_0/checkpoints/last.pt",      # joint, having taken the first stage's state
     "report/epochs.png",                          # the report, between its pictures
     "results.json",                               # between results.json and results.md
@@ -45,9 +45,9 @@ RUN_TIMEOUT_S = 300
 
 
 def tiny_experiment(tmp_path: Path, data_root: Path, output_dir: Path, name: str, **overrides) -> Path:
-    """The runner tests' tiny config with strategies none and joint (the shared first stage and the translation
+    """The runner tests' tiny config with strategies cluster_contrast and joint (the shared first stage and the translation
     are used), a checkpoint and a metrics line at every translator step; `overrides` replace top-level sections."""
-    config = tiny_experiment_config(data_root, output_dir, ("none", "joint"), chance_draws=2, **overrides)
+    config = tiny_experiment_config(data_root, output_dir, ("cluster_contrast", "joint"), chance_draws=2, **overrides)
     config["translator"]["train"] |= {"checkpoint_every": 1, "log_every": 1}
     return write_config(config, tmp_path / f"{name}.yaml")
 
@@ -254,17 +254,17 @@ def test_a_write_stopped_midway_leaves_the_old_file_and_the_next_one_replaces_it
 
 
 def test_an_interrupted_stage_resumes_under_its_config_and_starts_afresh_under_another(tmp_path, caplog):
-    folder = tmp_path / "reid" / "none" / "seed_0"
-    interrupt(runner.StageLog(tmp_path), "reid/none/seed_0", "a", folder)
+    folder = tmp_path / "reid" / "cluster_contrast" / "seed_0"
+    interrupt(runner.StageLog(tmp_path), "reid/cluster_contrast/seed_0", "a", folder)
     recorded = json.loads((tmp_path / "stages.json").read_text())
-    assert recorded == {"reid/none/seed_0": {"fingerprint": "a", "outputs": None, "status": runner.RUNNING}}
+    assert recorded == {"reid/cluster_contrast/seed_0": {"fingerprint": "a", "outputs": None, "status": runner.RUNNING}}
     log = runner.StageLog(tmp_path)
-    assert log.reusable("reid/none/seed_0", "a") is None  # running, not done
+    assert log.reusable("reid/cluster_contrast/seed_0", "a") is None  # running, not done
 
     # the same config resumes in place, without the temp file
-    seen = runner.run_stage(log, "reid/none/seed_0", "a", [folder], lambda: {"files": listing(folder)})
+    seen = runner.run_stage(log, "reid/cluster_contrast/seed_0", "a", [folder], lambda: {"files": listing(folder)})
     assert seen == {"files": ["checkpoints/last.pt"]}
-    assert runner.StageLog(tmp_path).reusable("reid/none/seed_0", "a") == seen
+    assert runner.StageLog(tmp_path).reusable("reid/cluster_contrast/seed_0", "a") == seen
 
     # another config, interrupted: its record says so, and the next config starts afresh
     folder = tmp_path / "translator"
@@ -305,19 +305,19 @@ def test_a_reid_run_interrupted_under_an_older_config_is_not_resumed(tmp_path, d
     run_dir = tmp_path / "run"
 
     def reid_stage(lr: float) -> tuple[str, object]:
-        """(fingerprint, ReID config) of the stage reid/none/seed_0 of a tiny experiment with this cross-stage lr."""
+        """(fingerprint, ReID config) of the stage reid/cluster_contrast/seed_0 of a tiny experiment with this cross-stage lr."""
         section = {"model": {"arch": "tiny", "height": 32, "width": 16}, "augment": {"pad": 2},
                    "cluster": {"k1": 6, "k2": 2, "min_samples": 2},
                    "train": {"iterations": 1, "num_identities": 2, "vis_identities": 1, "num_instances": 2,
                              "stages": {"intra": {"epochs": 1}, "cross": {"epochs": 1, "lr": lr}}},
                    "eval": {"every": 2, "trials": 1, "batch_size": 16}}
         config = load_config(ExperimentConfig, tiny_experiment(tmp_path, data_root, run_dir, f"lr_{lr}", reid=section))
-        reid = runner.reid_config(config, "none", run_dir)
+        reid = runner.reid_config(config, "cluster_contrast", run_dir)
         return runner.fingerprint(runner.results_affecting(reid)), reid
 
     def run(stage_print: str, reid, train) -> dict:
         monkeypatch.setattr(runner, "train_reid", train)
-        return runner.run_stage(runner.StageLog(run_dir), "reid/none/seed_0", stage_print, [Path(reid.output_dir)],
+        return runner.run_stage(runner.StageLog(run_dir), "reid/cluster_contrast/seed_0", stage_print, [Path(reid.output_dir)],
                                 lambda: runner.stage_reid(reid))
 
     train_reid = runner.train_reid

@@ -26,7 +26,7 @@ def record(epoch, ari, mixed, evaluation=None, stage=None):
 def histories():
     return {"joint": [record(1, 0.2, 0.3, stage="intra"), record(2, 0.4, None, 0.5, stage="intra"),
                       record(3, None, 0.6, stage="cross"), record(4, 0.7, 0.8, 0.6, stage="cross")],
-            "per_modality_hungarian": [record(1, 0.1, 0.0), record(2, 0.2, 0.1, 0.3)],
+            "pgm": [record(1, 0.1, 0.0), record(2, 0.2, 0.1, 0.3)],
             "none": [record(1, 0.15, 0.0)]}  # never evaluated
 
 
@@ -175,7 +175,7 @@ def test_epoch_table_markdown(histories):
     assert lines[4] == "| 1 | intra | 0.200 | 0.500 | 11 | 3 | 30.0 |  |  |"  # no evaluation: blank
     assert lines[5] == "| 2 | intra | 0.400 | 0.500 | 12 | 3 | n/a | 25.00 | 50.00 |"
     assert lines[6] == "| 3 | cross | n/a | 0.500 | 13 | 3 | 60.0 |  |  |"
-    assert hungarian.startswith("per_modality_hungarian**")
+    assert hungarian.startswith("pgm**")
     assert none.strip().splitlines()[-1] == "| 1 |  | 0.150 | 0.500 | 11 | 3 | 0.0 |  |  |"
 
 

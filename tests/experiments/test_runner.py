@@ -24,7 +24,7 @@ from experiment_helpers import tiny_experiment_config, write_config
 DEMO = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "demo.yaml"
 
 
-def tiny_experiment(tmp_path: Path, data_root: Path, strategies=("joint", "per_modality_hungarian")) -> Path:
+def tiny_experiment(tmp_path: Path, data_root: Path, strategies=("joint", "pgm")) -> Path:
     return write_config(tiny_experiment_config(data_root, tmp_path / "run", strategies), tmp_path / "experiment.yaml")
 
 
@@ -92,7 +92,7 @@ def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root,
     kinds = [(row["setting"], row["kind"], row["strategy"]) for row in results["summary"]]
     assert kinds[:3] == [("all-single", "chance", "chance"), ("all-single", "upper_bound", "oracle"),
                          ("all-single", "strategy", "joint")]
-    assert summary_row(results, "oracle")["label"] == "upper bound: uses the true identities"
+    assert summary_row(results, "oracle")["label"] == VARIANTS["oracle"].label
     chance = summary_row(results, "chance")
     assert chance["n"] == 10 and chance["mean"]["ari"] is None and len(results["chance"]) == 10 * 4
     expected = analytic_chance_r1(load_dataset("sysu", data_root), mode="all", trial=0, shots=1)
@@ -103,7 +103,7 @@ def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root,
     assert printed.startswith((run / "results.md").read_text())
     assert "## Mean ± std over 1 seed\n" in printed and "## Per epoch (seed 0)" in printed
     assert "| *chance* | chance: the protocol on random features | all-single |" in printed
-    assert "| *oracle* | upper bound: uses the true identities | all-single |" in printed
+    assert f"| *oracle* | {VARIANTS['oracle'].label} | all-single |" in printed
     assert f"| joint | {VARIANTS['joint'].label} | all-single |" in printed
     assert (run / "config.yaml").exists() and (run / "translated" / "manifest.jsonl").exists()
 
@@ -124,18 +124,18 @@ def test_run_writes_results_and_pictures_then_reuses_stages(tmp_path, data_root,
 
 
 def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, data_root, monkeypatch, capsys):
-    config = tiny_experiment(tmp_path, data_root, strategies=("none", "per_modality_hungarian"))
+    config = tiny_experiment(tmp_path, data_root, strategies=("cluster_contrast", "pgm"))
     calls = count_stage_calls(monkeypatch)
     assert experiments_main(["run", str(config), "--seeds", "2"]) == 0
-    # no strategy uses the views; none and per_modality_hungarian share their first stage (one per seed)
+    # no strategy uses the views; cluster_contrast and pgm share their first stage (one per seed)
     assert calls == {"stage_translator": 1, "stage_reid": 2 + 4, "stage_evaluate": 4}
     run = tmp_path / "run"
-    for strategy in ("none", "per_modality_hungarian"):
+    for strategy in ("cluster_contrast", "pgm"):
         assert sorted(p.name for p in (run / "reid" / strategy).iterdir()) == ["seed_0", "seed_1"]
         saved = yaml.safe_load((run / "reid" / strategy / "seed_1" / "config.yaml").read_text())
         assert saved["runtime"]["seed"] == 1 and saved["translated"] is None
     results = json.loads((run / "results.json").read_text())
-    assert results["seeds"] == 2 and set(results["epochs"]["none"]) == {"seed_0", "seed_1"}
+    assert results["seeds"] == 2 and set(results["epochs"]["cluster_contrast"]) == {"seed_0", "seed_1"}
     methods = [row for row in results["summary"] if row["kind"] == "strategy"]
     assert len(methods) == 2 * 4 and all(row["n"] == 2 for row in methods)
     for row in methods:
@@ -150,7 +150,7 @@ def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, 
     calls.clear()
     assert experiments_main(["run", str(config), "--seeds", "3"]) == 0  # seeds 0 and 1 are reused
     assert calls == {"stage_reid": 1 + 2, "stage_evaluate": 2}
-    assert (run / "reid" / "none" / "seed_2" / "checkpoints" / "last.pt").exists()
+    assert (run / "reid" / "cluster_contrast" / "seed_2" / "checkpoints" / "last.pt").exists()
     results = json.loads((run / "results.json").read_text())
     assert {row["n"] for row in results["summary"] if row["kind"] == "strategy"} == {3}
     calls.clear()
@@ -158,32 +158,38 @@ def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, 
     assert calls == {"stage_evaluate": 6}
 
 
-def test_a_shared_first_stage_ends_where_each_whole_run_would(tmp_path, data_root):
-    """joint (with the translated views) and per_modality_hungarian (without) share their per-modality first
-    stage; each variant's final weights and per-epoch losses equal a run of its whole config on its own."""
-    config = load_config(ExperimentConfig, tiny_experiment(tmp_path, data_root, strategies=("joint", "none")))
+@pytest.mark.parametrize("strategies", [("joint", "adca", "pgm"), ("pclhd", "oracle")])
+def test_a_shared_first_stage_ends_where_each_whole_run_would(tmp_path, data_root, strategies):
+    """joint (with the translated views), ADCA and PGM (without) share their cluster-contrast first stage; PCLHD
+    and the upper bound have their own; each variant's final weights and per-epoch losses equal a run of its whole
+    config on its own."""
+    config = load_config(ExperimentConfig, tiny_experiment(tmp_path, data_root, strategies=strategies),
+                         ["reid.cluster.min_samples=2", "recipes={pclhd: {method.options.num_instances: 2, "
+                          "method.options.mixed_k1: 6, method.options.mixed_k2: 3}}"])
     runner.run_experiment(config)
     run = tmp_path / "run"
-    assert len(list((run / "reid" / runner.FIRST_STAGES).iterdir())) == 1
-    for variant in ("joint", "none"):
+    assert len(list((run / "reid" / runner.FIRST_STAGES).iterdir())) == (1 if "joint" in strategies else 2)
+    for variant in strategies:
         alone = runner.reid_config(config, variant, run)
         alone = dataclasses.replace(alone, output_dir=str(tmp_path / "alone" / variant))
         expected = load_checkpoint(runner.train_reid(alone))["state"]
         shared = load_checkpoint(run / "reid" / variant / "seed_0" / "checkpoints" / "last.pt")["state"]
-        assert all(torch.equal(expected["model"][key], shared["model"][key]) for key in expected["model"]), variant
-        losses = [[line["loss_cluster"] for line in json.loads(state["history"])] for state in (expected, shared)]
+        for weights in [key for key in ("model", "student") if key in expected]:
+            assert all(torch.equal(expected[weights][key], shared[weights][key]) for key in expected[weights]), variant
+        losses = [[{k: v for k, v in line.items() if k.startswith("loss_")} for line in json.loads(state["history"])]
+                  for state in (expected, shared)]
         assert losses[0] == losses[1], variant
 
 
 def test_variants_and_config_errors(tmp_path, data_root, capsys):
     config = load_config(ExperimentConfig, tiny_experiment(tmp_path, data_root))
     assert not runner.reid_config(config, "joint_no_channel_augment", tmp_path).augment.caj
-    stages = runner.reid_config(config, "oracle", tmp_path).train.stages
-    assert [stage.labels for stage in stages.values()] == ["true_ids", "true_ids"]
-    stages = runner.reid_config(config, "per_modality_hungarian", tmp_path).train.stages
-    assert [stage.labels for stage in stages.values()] == ["per_modality", "hungarian"]
-    assert runner.reid_config(config, "none", tmp_path).translated is None
-    assert runner.reid_config(config, "oracle_labels_only", tmp_path).translated is None
+    for variant in VARIANTS:
+        assert runner.reid_config(config, variant, tmp_path).method.name == VARIANTS[variant].method
+    assert runner.reid_config(config, "joint_no_view_losses", tmp_path).method.options == {
+        "view_weight": 0.0, "cross_view_weight": 0.0}
+    for variant in ("cluster_contrast", "adca", "pgm", "pclhd", "oracle_labels_only"):
+        assert runner.reid_config(config, variant, tmp_path).translated is None, variant
     for variant in ("joint", "oracle", "joint_no_view_losses"):
         assert runner.reid_config(config, variant, tmp_path).translated == str(tmp_path / "translated")
     assert VARIANTS["oracle"].upper_bound and not VARIANTS["joint"].upper_bound
@@ -198,6 +204,24 @@ def test_variants_and_config_errors(tmp_path, data_root, capsys):
         experiments_main(["run", str(tmp_path / "experiment.yaml"), "--seeds", "0"])
     with pytest.raises(ValueError, match="unknown stage"):
         runner.run_experiment(config, from_stage="nothing")
+
+
+def test_recipes_set_one_strategy_s_values_and_are_checked(tmp_path, data_root):
+    """`recipes.<strategy>`: dotted reid keys and method.options.* for that strategy only; a wrong key, value or
+    strategy is an error naming it."""
+    path = tiny_experiment(tmp_path, data_root)
+    config = load_config(ExperimentConfig, path, ["recipes={pgm: {train.momentum: 0.2, augment.color_jitter: 0.5, "
+                                                  "train.stages.cross.epochs: 3, method.options.matching: symmetric}}"])
+    pgm, joint = (runner.reid_config(config, variant, tmp_path) for variant in ("pgm", "joint"))
+    assert (pgm.train.momentum, pgm.augment.color_jitter, pgm.train.stages["cross"].epochs) == (0.2, 0.5, 3)
+    assert pgm.method.options == {"matching": "symmetric"}
+    assert (joint.train.momentum, joint.augment.color_jitter, joint.train.stages["cross"].epochs) == (0.1, 0.0, 1)
+    for recipe, message in (("{pgm: {train.momentun: 0.2}}", r"recipes.pgm: .*unknown config key 'train.momentun'"),
+                            ("{pgm: {method.options.matching: best}}", r"method.options.matching: expected one of"),
+                            ("{pgn: {train.momentum: 0.2}}", r"recipes: unknown strategies \['pgn'\]"),
+                            ("{pgm: {train.momentum: fast}}", r"recipes.pgm: .*'train.momentum': expected float")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(ExperimentConfig, path, [f"recipes={recipe}"])
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -225,17 +249,16 @@ def test_ablation_of_the_demo_config_runs_distinct_recipes(tmp_path, caj):
         assert runner.recipe(config, a, tmp_path) != runner.recipe(config, b, tmp_path), (a, b)
     runner.check_distinct_recipes(config, variants, tmp_path)
     # each ablation differs from joint by one thing
-    assert differences(config, "joint_no_view_losses", "joint", tmp_path) == {"train.stages.cross.view_weight",
-                                                                              "train.stages.cross.cross_view_weight"}
+    assert differences(config, "joint_no_view_losses", "joint", tmp_path) == {"method.options.view_weight",
+                                                                              "method.options.cross_view_weight"}
     assert differences(config, toggle, "joint", tmp_path) == {"augment.caj"}
-    assert differences(config, "oracle", "joint", tmp_path) == {"train.stages.intra.labels",
-                                                                "train.stages.cross.labels"}
-    assert differences(config, "none", "per_modality_hungarian", tmp_path) == {"train.stages.cross.labels"}
+    assert differences(config, "oracle", "joint", tmp_path) == {"method.name"}
+    assert differences(config, "cluster_contrast", "joint", tmp_path) == {"method.name", "translated"}
     assert differences(config, "oracle", "oracle_labels_only", tmp_path) == {"translated"}
 
 
 def test_variants_resolving_to_one_recipe_are_refused(tmp_path, data_root, capsys):
-    path = tiny_experiment(tmp_path, data_root, strategies=("none", "joint", "joint_channel_augment"))
+    path = tiny_experiment(tmp_path, data_root, strategies=("cluster_contrast", "joint", "joint_channel_augment"))
     config = load_config(ExperimentConfig, path, ["reid.augment.caj=true"])
     with pytest.raises(ValueError, match="'joint' and 'joint_channel_augment' resolve to the same ReID config"):
         runner.run_experiment(config)
