@@ -36,8 +36,8 @@ $(VENV)/.installed-test-$(FAISS): $(PY) $(PACKAGING)
 install: $(VENV)/.installed-$(FAISS)
 
 # The joint experiment on the embedded synthetic dataset, on the CPU: generate the data, train a small
-# translator, translate, train the upper bound, the joint strategy and the per-modality baseline (two stages
-# each), print the results table with chance.
+# translator, translate, train the upper bound, the joint method and cluster_contrast (no cross-modal step), two
+# stages each, print the results table with chance. experiments/configs/demo_methods.yaml runs every method.
 demo: $(VENV)/.installed-$(FAISS)
 	$(PY) -m experiments run experiments/configs/demo.yaml
 

@@ -100,10 +100,8 @@ def with_method_options(config: ReIDConfig) -> ReIDConfig:
 
 def method_of(config: ReIDConfig | dict) -> Method:
     """The method a config (or a config dict's "method" section) trains with."""
-    section = config.method if isinstance(config, ReIDConfig) else config.get("method") or {}
-    if isinstance(section, MethodConfig):
-        return build_method(section.name, section.resolved_options())
-    return build_method(section.get("name", MethodConfig.name), section.get("options") or {})
+    section = config.method if isinstance(config, ReIDConfig) else MethodConfig(**(config.get("method") or {}))
+    return build_method(section.name, section.options)
 
 
 def stage_phases(train: ReIDTrainConfig) -> dict[str, str]:
@@ -472,16 +470,19 @@ def with_defaults(saved: dict, checkpoint: Path) -> dict:
 
 
 def load_training_data(config: ReIDConfig, context: DistributedContext, method: Method) -> TrainingData:
-    """The dataset's training images, paired with their translated views when `translated` is set (an error when
-    a stage of the method clusters them and `translated` is not set)."""
+    """The dataset's training images, paired with their translated views when `translated` is set and the method
+    uses them in some stage (an error when a stage of the method clusters them and `translated` is not set)."""
     if context.is_main:
         dataset = open_dataset(config.data)
     barrier(context)
     if not context.is_main:
         dataset = open_dataset(config.data)
     records, view_paths = dataset.train, None
-    if config.translated:
+    reads_views = any(method.uses_views(phase, True) for phase in stage_phases(config.train).values())
+    if config.translated and reads_views:
         records, view_paths = TranslatedViews(config.translated, dataset.root).pair(records)
+    elif config.translated:
+        logger.info("translated: not read, method %s trains on no translated view", method.name)
     else:
         needing = [name for name, phase in stage_phases(config.train).items()
                    if method.requires_views(phase) and config.train.stages[name].epochs > 0]

@@ -45,11 +45,15 @@ def build_modality_memories(memory_class: type[PrototypeMemory], context: EpochC
     per-modality labels; temperature and momentum from the run's train section."""
     features = context.features if features is None else features
     memories = {}
-    for offset, modality in enumerate(MODALITIES):
+    for modality in MODALITIES:
         rows = context.rows_of(modality)
-        memories[modality] = memory_class.from_features(
-            features[rows], pseudo.of_modality(context.is_ir, modality), device=context.device,
-            temperature=context.temperature, momentum=context.momentum, **options)
+        labels = pseudo.of_modality(context.is_ir, modality)
+        if not (labels >= 0).any():
+            raise ValueError(f"no {modality} cluster this epoch: all {len(labels)} {modality} images are outliers; "
+                             f"loosen the clustering (cluster.eps, cluster.min_samples, cluster.k1)")
+        memories[modality] = memory_class.from_features(features[rows], labels, device=context.device,
+                                                        temperature=context.temperature,
+                                                        momentum=context.momentum, **options)
     return ModalityMemories(memories["vis"], memories["ir"], pseudo.num_vis_clusters)
 
 

@@ -213,3 +213,9 @@ def test_a_method_registered_from_outside_trains_from_its_config(data, tmp_path)
             register_method(object)
     finally:
         METHODS.pop("half_contrast")
+
+
+def test_a_modality_without_any_cluster_is_an_error_naming_it():
+    labels = PseudoLabels(np.where(IS_IR, -1, PIDS), shared=False, num_vis_clusters=3)
+    with pytest.raises(ValueError, match="no ir cluster this epoch: all 6 ir images are outliers; loosen"):
+        build_modality_memories(ClusterMemory, context(), labels)
