@@ -29,17 +29,17 @@ import numpy as np
 import torch
 
 from reid.config import config_to_dict, save_config
-from reid.data import VIDataset, open_dataset
+from reid.data import NoIdentitiesError, VIDataset, dataset_has_identities, open_dataset
 from reid.evaluation import evaluate_protocol, protocol_settings
 from reid.features import extract_features
-from reid.files import write_atomically, write_text_atomically
+from reid.files import file_sha256, write_atomically, write_text_atomically
 from reid.methods import phase_of
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
 from reid.train import method_of, stage_reads_views, train_reid
 from reid.train_config import MethodConfig, ReIDConfig
 from vi_translate.train import train_translator
-from vi_translate.translate import file_sha256, translate_records
+from vi_translate.translate import translate_records
 
 from . import report
 from .config import VARIANTS, ExperimentConfig, reid_config, translator_config
@@ -97,13 +97,14 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+NOT_RESULTS = ("log_level", "tensorboard")  # runtime settings that cannot change results
+
+
 def results_affecting(section) -> dict:
-    """A config section as a dict, without the settings that cannot change results (log level)."""
-    data = config_to_dict(section)
-    if "log_level" in data:
-        data.pop("log_level")
+    """A config section as a dict, without the runtime settings that cannot change results (`NOT_RESULTS`)."""
+    data = {k: v for k, v in config_to_dict(section).items() if k not in NOT_RESULTS}
     if isinstance(data.get("runtime"), dict):
-        data["runtime"] = {k: v for k, v in data["runtime"].items() if k != "log_level"}
+        data["runtime"] = {k: v for k, v in data["runtime"].items() if k not in NOT_RESULTS}
     return data
 
 
@@ -133,6 +134,12 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
     returns the results written to results.json."""
     if from_stage is not None and from_stage not in STAGES:
         raise ValueError(f"unknown stage {from_stage!r}: expected one of {STAGES}")
+    if not dataset_has_identities(config.data.name):  # before anything is written
+        raise NoIdentitiesError(
+            f"data.name={config.data.name} has no identities, and the experiment's tables need them (the test "
+            f"protocol, the upper bound): train on it with `vireid train` (data.name={config.data.name}, a method "
+            f"that needs no identities) and `vi-translate train` / `vi-translate translate --dataset "
+            f"{config.data.name}` instead")
     variants = list(variants or config.strategies)
     run_dir = Path(config.output_dir)
     check_distinct_recipes(config, variants, run_dir)

@@ -5,6 +5,9 @@
     vireid cluster --features feats.pt --translated feats_translated.pt --unify both --out runs/labels
     vireid train experiments/configs/reid/synthetic.yaml translated=runs/translated/synthetic
     vireid evaluate --checkpoint runs/reid/synthetic/checkpoints/last.pt --dataset synthetic --root data/synthetic
+    vireid extract --checkpoint CKPT --images cctv/ --modality vis --out cctv.pt
+    vireid search --checkpoint CKPT --query probes/ --gallery cctv/ --out runs/search
+    vireid export --checkpoint CKPT --format onnx --out deploy/reid.onnx
 """
 from __future__ import annotations
 

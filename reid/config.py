@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    """Which dataset to read. `name`: sysu | regdb | llcm | synthetic."""
+    """Which dataset to read. `name`: sysu | regdb | llcm | synthetic | folder (own footage: vis/ and ir/, no ids)."""
 
     name: str = "synthetic"
     root: str = "data/synthetic"
@@ -62,6 +62,8 @@ class RuntimeConfig:
     bf16: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = True  # channels_last memory format, CUDA only
     log_level: str = "INFO"
+    # TensorBoard event files in OUTPUT_DIR/tensorboard/ when the tensorboard package is installed (`reid.tensorboard`)
+    tensorboard: bool = True
 
     def __post_init__(self) -> None:
         check_choice("runtime.log_level", self.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"))

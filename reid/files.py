@@ -1,6 +1,7 @@
 """Atomic file writes: a reader, or a rerun after a kill, never sees a half-written file."""
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,15 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:

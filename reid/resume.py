@@ -21,14 +21,14 @@ PREVIOUS = "previous"  # <run>/previous/<n>/: where starting afresh moves an old
 STAGES_KEY = "train.stages"
 METHOD_KEY = "method"
 
-# ReID settings a resumed run may change: none of them changes the weights. Not here, on purpose:
-# runtime.device (other numerics), runtime.workers (the loader workers draw the CPU augmentations, so their number
-# changes the draws), eval.batch_size (the batch size of the clustering features too); train.stages and translated
-# follow `reid_resume_changes`'s rule.
-REID_SAFE = frozenset({"runtime.log_level", "eval.every", "eval.trials", "eval.settings", "train.max_epochs",
-                       "output_dir"})
+# ReID settings a resumed run may change: none of them changes the weights (runtime.tensorboard: TensorBoard event
+# files or none). Not here, on purpose: runtime.device (other numerics), runtime.workers (the loader workers draw the
+# CPU augmentations, so their number changes the draws), eval.batch_size (the batch size of the clustering features
+# too); train.stages and translated follow `reid_resume_changes`'s rule.
+REID_SAFE = frozenset({"runtime.log_level", "runtime.tensorboard", "eval.every", "eval.trials", "eval.settings",
+                       "train.max_epochs", "output_dir"})
 # the files and folders of a ReID run folder that belong to one run (what starting afresh moves aside)
-REID_RUN_FILES = ("checkpoints", "metrics.jsonl", "eval", "config.yaml")
+REID_RUN_FILES = ("checkpoints", "metrics.jsonl", "eval", "config.yaml", "tensorboard")
 REID_RULE = (", the epochs of the stage it is in (not below those trained in it), the stages it has not begun, the "
              "method where the stages begun keep their rules, and translated while no begun stage reads the views")
 

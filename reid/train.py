@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, load_module_state, require_state
 from .config import ConfigError, config_from_dict, config_to_dict, save_config
-from .data import Record, TranslatedViews, open_dataset
+from .cluster import summarize_clusters
+from .data import NoIdentitiesError, Record, TranslatedViews, dataset_has_identities, open_dataset
 from .data.io import raise_image_errors
 from .data.preload import PreloadedImages
 from .data.samplers import CameraAwareSampler
@@ -48,6 +49,7 @@ from .resume import (REID_RULE, REID_RUN_FILES, REID_SAFE, ResumeError, check_re
 from .runtime import (DistributedContext, autocast, barrier, capture_rng_state, init_distributed, make_generator,
                       progress, restore_rng_state, seed_everything, seed_worker, shutdown, to_memory_format,
                       use_channels_last)
+from .tensorboard import TensorBoardLog, reid_epoch_scalars
 from .train_config import AugmentConfig, MethodConfig, ReIDConfig, ReIDTrainConfig, StageConfig
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,7 @@ class _Run:
         self.model = to_memory_format(build_model_from_config(config.model).to(self.device), self.channels_last)
         self.optimizer = self.scheduler = None  # built at each stage's start (or restored)
         self.state = RunState()
+        self.tensorboard = TensorBoardLog(self.out, enabled=False)  # `train` opens the run's own
 
     def train(self, fresh: bool = False) -> Path:
         if fresh:
@@ -153,6 +156,9 @@ class _Run:
         if self.context.is_main:
             save_config(self.config, self.out)
             write_history(self.out / "metrics.jsonl", self.state.history)
+        # rank 0's TensorBoard events; those of the epochs after the checkpoint's are dropped, as their lines are
+        self.tensorboard = TensorBoardLog(self.out, enabled=self.config.runtime.tensorboard and self.context.is_main,
+                                          purge_step=self.state.epoch + 1)
         trained = self.model if not self.context.enabled else DistributedDataParallel(self.model)
         train = self.config.train
         last_epoch = train.epochs if train.max_epochs is None else min(train.epochs, train.max_epochs)
@@ -173,10 +179,12 @@ class _Run:
                       "cluster": self._cluster_report(plan.report), "seconds": round(time.perf_counter() - started, 1)}
             if plan.notes:
                 record["method"] = plan.notes
-            if (epoch + 1) % self.config.eval.every == 0 or epoch + 1 == last_epoch:
+            evaluated = (epoch + 1) % self.config.eval.every == 0 or epoch + 1 == last_epoch
+            if evaluated and self.data.dataset.has_identities:
                 record["eval"] = self._evaluate(epoch + 1)
             self.state = RunState(epoch + 1, self.state.history + [record])
             self._save(record)
+        self.tensorboard.close()
         return self.checkpoint_path
 
     # -------------------------------------------------------------------- the epoch's steps
@@ -347,15 +355,27 @@ class _Run:
     # -------------------------------------------------------------------- reports, evaluation, checkpoints
 
     def _cluster_report(self, pseudo: PseudoLabels) -> dict:
+        """The epoch's cluster quality against the true ids (scalars of `cluster_quality`); for a dataset without
+        identities (`has_identities` False: data.name=folder) the cluster report alone (`summarize_clusters`:
+        clusters, outliers, sizes max / median / min, clusters holding both modalities)."""
+        modalities = np.where(self.data.is_ir, "ir", "vis")
+        if not self.data.dataset.has_identities:
+            clusters = summarize_clusters(pseudo.labels, modalities)
+            logger.info("pseudo-labels: %s", clusters.summary())
+            sizes = clusters.sizes
+            report = {k: v for k, v in clusters.as_dict().items() if not isinstance(v, (list, dict))}
+            return {**report, "outlier_fraction": clusters.num_outliers / clusters.num_samples if clusters.num_samples
+                    else None, "size_max": sizes[0] if sizes else None,
+                    "size_median": float(np.median(sizes)) if sizes else None, "size_min": sizes[-1] if sizes else None}
         pids = [record.pid for record in self.data.records]
-        quality = cluster_quality(pseudo.labels, pids, np.where(self.data.is_ir, "ir", "vis"))
+        quality = cluster_quality(pseudo.labels, pids, modalities)
         logger.info("pseudo-labels: %s", quality.summary())
         report = quality.as_dict()
         return {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
 
     def _evaluate(self, epoch: int) -> dict | None:
         """The dataset's protocol, on rank 0, of the model the method delivers; returns the mean metrics per
-        setting."""
+        setting (the loop does not call it for a dataset without identities: data.name=folder has no test split)."""
         result = None
         if self.context.is_main:
             model, config = self.method.delivered_model(self.model), self.config
@@ -380,6 +400,8 @@ class _Run:
         if self.context.is_main:
             with open(self.out / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
+            self.tensorboard.scalars(record["epoch"], reid_epoch_scalars(record))
+            self.tensorboard.flush()  # on disk before the checkpoint: a kill loses no point of a checkpointed epoch
             delivered = self.method.delivered_model(self.model)
             extra = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "epoch": self.state.epoch, "rng": capture_rng_state(), "history": json.dumps(self.state.history),
@@ -471,7 +493,19 @@ def with_defaults(saved: dict, checkpoint: Path) -> dict:
 
 def load_training_data(config: ReIDConfig, context: DistributedContext, method: Method) -> TrainingData:
     """The dataset's training images, paired with their translated views when `translated` is set and the method
-    uses them in some stage (an error when a stage of the method clusters them and `translated` is not set)."""
+    uses them in some stage (an error when a stage of the method clusters them and `translated` is not set). A dataset
+    without identities (data.name=folder) is refused, before it is read, for a method that trains on the true ids
+    (`needs_identities`: oracle), and otherwise noted once: its cluster quality against true ids and test protocol
+    are skipped."""
+    if not dataset_has_identities(config.data.name):
+        if method.needs_identities:
+            raise NoIdentitiesError(
+                f"method.name={method.name} trains on the true identities, but data.name={config.data.name} has none "
+                f"(unlabelled footage: every image's pid is -1): choose a method that needs no identities, e.g. "
+                f"cluster_contrast, adca, pgm, pclhd (or joint, with translated=<OUT of vi-translate translate>)")
+        if context.is_main:
+            logger.info("data.name=%s has no identities: cluster quality against true ids and the test protocol are "
+                        "skipped (the cluster report is still logged and recorded in metrics.jsonl)", config.data.name)
     if context.is_main:
         dataset = open_dataset(config.data)
     barrier(context)

@@ -1,4 +1,5 @@
-"""Shared test set-up: GPU tests skip without CUDA; paths to the real index files beside the checkout."""
+"""Shared test set-up: GPU tests skip without CUDA; paths to the real index files beside the checkout; a slowed
+TensorBoard writer for the tests that check events reach the disk before each checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,3 +25,20 @@ def shared_formats() -> Path:
     if not SHARED_FORMATS.is_dir():
         pytest.skip(f"real index files not found at {SHARED_FORMATS}")
     return SHARED_FORMATS
+
+
+@pytest.fixture
+def slow_event_writer(monkeypatch):
+    """tensorboard's writer thread takes 5 ms a record, so events still queued at a checkpoint stay off the disk
+    unless the log is flushed first (else the thread drains its queue within a millisecond or so)."""
+    import time
+
+    from tensorboard.summary.writer import record_writer
+
+    write = record_writer.RecordWriter.write
+
+    def slow_write(self, data):
+        time.sleep(0.005)
+        return write(self, data)
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", slow_write)

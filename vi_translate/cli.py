@@ -17,7 +17,7 @@ from reid.cli_support import add_log_level_option, interrupted, log_level, parse
 from reid.config import ConfigError, load_config
 from reid.runtime import resolve_device, setup_logging
 
-from . import evaluate, import_reference, translate
+from . import evaluate, export, import_reference, translate
 from .config import TranslatorConfig
 from .sample import DIRECTIONS, sample_translations
 from .train import TrainingDiverged, train_translator
@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="train a CycleGAN on a dataset's unpaired visible and infrared training images",
         description="Train a CycleGAN on the unpaired visible and infrared training images of any dataset "
-                    "reid.data loads (data.name = sysu | regdb | llcm | synthetic).\n\n"
+                    "reid.data loads (data.name = sysu | regdb | llcm | synthetic | folder: own footage, ROOT/vis and "
+                    "ROOT/ir).\n\n"
                     "CONFIG is a YAML file (it may start with `_base_: other.yaml`); each OVERRIDE is "
                     "dotted.key=value, e.g. train.max_steps=500 image.ir_channels=1 runtime.device=cpu.\n"
                     "Sections: data (name, root, trial, num_ids, seed), image (load/crop sizes, flip, "
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["translate"].set_defaults(resumes=True)  # a rerun translates only what is missing
     evaluate.add_parser(commands)
     import_reference.add_parser(commands)
+    export.add_parser(commands)
     return parser
 
 

@@ -350,10 +350,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=dataset_names(),
                         help="dataset layout under --root; enables cycle-reconstruction metrics and KID")
     parser.add_argument("--root", help="dataset root folder (with --dataset)")
-    parser.add_argument("--split", choices=["train", "test"], default="test",
+    parser.add_argument("--split", choices=["train", "test"], default=None,
                         help="dataset images to use: train = the training images; test = every test image (SYSU-MM01 "
                              "and synthetic: all six cameras of the test ids; RegDB: the --trial's visible and "
-                             "thermal test images; LLCM: every test_vis / test_nir image)")
+                             "thermal test images; LLCM: every test_vis / test_nir image). Default: test, and train "
+                             "for --dataset folder (own footage has no test split)")
     parser.add_argument("--trial", type=int, default=1, help="RegDB train/test split 1..10 (ignored elsewhere)")
     parser.add_argument("--paired-vis", metavar="DIR",
                         help="folder of visible images registered with --paired-ir (partners share a file name, "
@@ -411,14 +412,17 @@ def run(args) -> tuple[int, str]:
     grid: Optional[list[Tensor]] = None
     if args.dataset:
         dataset = load_dataset(args.dataset, args.root, **({"trial": args.trial} if args.dataset == "regdb" else {}))
-        records = split_records(dataset, args.split)
+        split = args.split or ("test" if dataset.has_identities else "train")
+        if split == "test" and not dataset.has_identities:
+            raise ValueError(f"--dataset {args.dataset} has no test split (no identities): use --split train")
+        records = split_records(dataset, split)
         found = {m: sum(r.modality == m for r in records) for m in ("vis", "ir")}
         logger.info("%s %s split: %d visible and %d infrared images (using up to %d of each)", args.dataset,
-                    args.split, found["vis"], found["ir"], args.max_images)
+                    split, found["vis"], found["ir"], args.max_images)
         part, samples = evaluate_dataset(nets, config, records, device, limit=args.max_images, extractor=extractor,
                                          subset_size=args.kid_subset_size, num_subsets=args.kid_subsets,
                                          batch_size=args.batch_size, grid_images=GRID_IMAGES)
-        results["dataset"] = {"name": args.dataset, "root": str(args.root), "split": args.split,
+        results["dataset"] = {"name": args.dataset, "root": str(args.root), "split": split,
                               **({"trial": args.trial} if args.dataset == "regdb" else {}), "images_found": found}
         results["extractor"] = {"name": extractor.name, "weights": getattr(extractor, "weights", None),
                                 "feature_dim": extractor.feature_dim}

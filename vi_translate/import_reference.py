@@ -28,12 +28,12 @@ from torch import nn
 
 from reid.checkpoint import CheckpointError, load_module_state
 from reid.config import ConfigError, config_to_dict
+from reid.files import file_sha256
 
 from .checkpoint import save_translator_checkpoint
 from .config import ImageConfig, NetworkConfig, TranslatorConfig
 from .cyclegan import VIS_CHANNELS
 from .networks import PatchDiscriminator, ResnetGenerator
-from .translate import file_sha256
 
 logger = logging.getLogger(__name__)
 

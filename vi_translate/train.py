@@ -1,6 +1,7 @@
 """The translator's training loop: `train_translator(config)`.
 
-Every K steps it writes a sample grid, the loss curves and a metrics line; checkpoints hold the whole
+Every K steps it writes a sample grid, the loss curves and a metrics line (and, with the tensorboard package,
+the same scalars and grids as TensorBoard events in tensorboard/, `reid.tensorboard`); checkpoints hold the whole
 state (networks, optimizers, schedulers, image pools, RNG states, position in the epoch), and the data
 order is a pure function of (seed, epoch, rank), so a run resumed from a checkpoint reaches the same
 weights as an uninterrupted one. Only the same run resumes (`resume_changes`: other settings are refused,
@@ -27,6 +28,7 @@ from reid.resume import Change, changed_settings, check_resume, set_aside
 from reid.runtime import (DistributedContext, autocast, barrier, broadcast_parameters, capture_rng_state,
                           init_distributed, make_generator, progress, restore_rng_state, seed_everything, seed_worker,
                           shutdown, to_memory_format, use_channels_last)
+from reid.tensorboard import TENSORBOARD_DIR, TensorBoardLog
 
 from .checkpoint import load_nets_state, read_translator_checkpoint, save_translator_checkpoint
 from .config import TranslatorConfig
@@ -36,13 +38,16 @@ from .visualize import plot_loss_curves, save_translation_grid
 
 logger = logging.getLogger(__name__)
 # settings a resumed run may change: none of them changes the weights (every item's augmentation is seeded by the
-# epoch plan, whatever the workers; samples and checkpoints draw nothing); train.epochs and train.epochs_decay
-# follow `resume_changes`'s rule
-RESUME_SAFE = frozenset({"runtime.log_level", "runtime.workers", "train.log_every", "train.sample_every",
-                         "train.checkpoint_every", "train.num_samples", "train.max_steps", "output_dir"})
+# epoch plan, whatever the workers; samples, checkpoints and TensorBoard events draw nothing); train.epochs and
+# train.epochs_decay follow `resume_changes`'s rule
+RESUME_SAFE = frozenset({"runtime.log_level", "runtime.workers", "runtime.tensorboard", "train.log_every",
+                         "train.sample_every", "train.checkpoint_every", "train.num_samples", "train.max_steps",
+                         "output_dir"})
 SCHEDULE_KEYS = frozenset({"train.epochs", "train.epochs_decay"})
 RESUME_RULE = ", and train.epochs and train.epochs_decay while the learning rate of every epoch begun stays the same"
-RUN_FILES = ("checkpoints", "metrics.jsonl", "samples", "loss_curves.png", "config.yaml")  # what fresh moves aside
+RUN_FILES = ("checkpoints", "metrics.jsonl", "samples", "loss_curves.png", TENSORBOARD_DIR,
+             "config.yaml")  # what fresh moves aside
+SAMPLES_TAG = "samples"  # the TensorBoard tag of the sample grids
 
 
 class TrainingDiverged(RuntimeError):
@@ -125,6 +130,7 @@ class _Trainer:
         self.position = Position()
         self.last_checkpoint: Path | None = None
         self.last_checkpoint_step: int | None = None
+        self.tensorboard = TensorBoardLog(self.paths.root, enabled=False)  # `run` opens the run's own
 
     # ------------------------------------------------------------------ the loop
 
@@ -139,6 +145,15 @@ class _Trainer:
         if self.context.is_main:
             save_config(self.config, self.paths.root)
             keep_metrics_until(self.paths.metrics, self.position.step)
+        # rank 0's events; those of the steps after the checkpoint's are dropped, as their metrics lines are
+        writes = self.config.runtime.tensorboard and self.context.is_main
+        self.tensorboard = TensorBoardLog(self.paths.root, enabled=writes, purge_step=self.position.step + 1)
+        try:
+            return self._train()
+        finally:
+            self.tensorboard.close()
+
+    def _train(self) -> Path:
         train = self.config.train
         steps_per_epoch = self._plan(0).steps
         if steps_per_epoch == 0:
@@ -192,6 +207,7 @@ class _Trainer:
             if self.context.is_main:
                 with open(self.paths.metrics, "a") as handle:
                     handle.write(json.dumps(line) + "\n")
+                self.tensorboard.scalars(step, tensorboard_scalars(line))
         if step % train.sample_every == 0 and self.context.is_main:
             self._save_pictures()
         if step % train.checkpoint_every == 0:
@@ -222,6 +238,7 @@ class _Trainer:
 
     def _save_checkpoint(self) -> None:
         if self.context.is_main:
+            self.tensorboard.flush()  # every event of the steps the checkpoint holds is on disk before it
             save_translator_checkpoint(self.paths.checkpoint, config=config_to_dict(self.config),
                                        step=self.position.step, state=self._state())
             logger.info("step %d: checkpoint %s", self.position.step, self.paths.checkpoint)
@@ -258,9 +275,10 @@ class _Trainer:
         vis, ir = _sample_images(self.vis, self.ir, self.config)
         with torch.no_grad(), self.tools.autocast:
             translations = translate_both_ways(self.nets, vis.to(self.device), ir.to(self.device)).detached()
-        save_translation_grid(self.paths.sample(self.position.step),
-                              [vis, translations.fake_ir, translations.rec_vis, ir, translations.fake_vis,
-                               translations.rec_ir])
+        grid = save_translation_grid(self.paths.sample(self.position.step),
+                                     [vis, translations.fake_ir, translations.rec_vis, ir, translations.fake_vis,
+                                      translations.rec_ir])
+        self.tensorboard.image(self.position.step, SAMPLES_TAG, grid)  # the PNG as written
         if self.paths.metrics.exists():
             plot_loss_curves(self.paths.metrics, self.paths.curves)
 
@@ -273,6 +291,13 @@ def resume_changes(saved: dict, current: dict, epoch: int) -> list[Change]:
     old, new = (linear_decay(config["train"]["epochs"], config["train"]["epochs_decay"]) for config in (saved, current))
     same_so_far = all(old(begun) == new(begun) for begun in range(epoch + 1))
     return changed_settings(saved, current, safe=RESUME_SAFE | (SCHEDULE_KEYS if same_so_far else set()))
+
+
+def tensorboard_scalars(line: dict) -> dict[str, float]:
+    """The TensorBoard scalars of a metrics.jsonl line (the step is the axis): loss/<term> for every loss term,
+    lr, images_per_s and epoch."""
+    plain = ("lr", "images_per_s", "epoch")
+    return {key if key in plain else f"loss/{key}": value for key, value in line.items() if key != "step"}
 
 
 class _LossMeter:

@@ -1,4 +1,5 @@
-"""`vi-translate translate`: write a translated copy of a dataset (or of any folder of images).
+"""`vi-translate translate`: write a translated copy of a dataset (your own footage, ROOT/vis/... and ROOT/ir/...,
+as `--dataset folder`), or of any folder of images of one modality (`--dataset folder --modality vis|ir`).
 
 Every visible image gets its vis2ir view and every infrared image its ir2vis view, at the same
 relative path under OUT as PNG, at the source image's own size: the generator runs at the resolution
@@ -14,7 +15,6 @@ OUT made from another root or holding translations of source images changed sinc
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from reid.data import Record, read_image, relative_path, write_image_atomic
+from reid.files import file_sha256
 from reid.data.translated import (DIRECTION_OF, DONE, FAILED, MANIFEST_NAME, SUMMARY_NAME, ManifestEntry,
                                   append_manifest, output_relpath, read_manifest, root_mismatch, source_change,
                                   source_stamp, stale_error, warn_unchecked)
@@ -55,14 +56,6 @@ class TranslationSummary:
     @property
     def ok(self) -> bool:
         return self.failed == 0
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def translate_records(checkpoint: str | os.PathLike, records: list[Record], dataset_root: str | os.PathLike,
@@ -255,17 +248,25 @@ def add_parser(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "translate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="write a translated copy of a dataset or of a folder of images",
+        help="write a translated copy of a dataset, of your own footage or of a folder of images",
         description="Translate every visible image to infrared (vis2ir) and every infrared image to visible "
                     "(ir2vis), writing OUT/<same relative path>.png at the source image's own size, plus "
                     "OUT/manifest.jsonl and OUT/translation.json. Rerunning resumes; corrupt inputs are recorded "
-                    "as failed and make the exit status non-zero.")
+                    "as failed and make the exit status non-zero. --dataset folder: your own unlabelled footage, "
+                    "ROOT/vis/... and ROOT/ir/... (any nesting), both modalities, written to OUT/vis/... and "
+                    "OUT/ir/... (a `vireid train translated=OUT` with data.name=folder pairs them); with --modality, "
+                    "any folder of images of that one modality instead.")
     parser.add_argument("--checkpoint", required=True, help="translator checkpoint (vi-translate train)")
-    parser.add_argument("--dataset", required=True, choices=[*dataset_names(), "folder"],
-                        help="dataset layout under --root, or 'folder' for any folder of images")
-    parser.add_argument("--root", required=True, help="dataset root, or the folder of images")
+    parser.add_argument("--dataset", required=True, choices=sorted({*dataset_names(), "folder"}),
+                        help="dataset layout under --root; 'folder': your own footage, ROOT/vis/... and ROOT/ir/... "
+                             "(or, with --modality, any folder of images of one modality)")
+    parser.add_argument("--root", required=True,
+                        help="dataset root: with --dataset folder the footage's root holding vis/ and ir/, or with "
+                             "--modality the folder of images")
     parser.add_argument("--out", required=True, help="output folder (not inside --root)")
-    parser.add_argument("--modality", choices=["vis", "ir"], help="with --dataset folder: what the images are")
+    parser.add_argument("--modality", choices=["vis", "ir"],
+                        help="with --dataset folder: --root is a folder of images of this one modality (any "
+                             "nesting, no vis/ and ir/ folders); without it, --root holds vis/ and ir/")
     parser.add_argument("--split", choices=["train", "all"], default="train",
                         help="training images only, or also every test image")
     parser.add_argument("--trial", type=int, default=1, help="RegDB train/test split 1..10 (ignored elsewhere)")
@@ -282,17 +283,36 @@ def add_parser(subparsers) -> None:
 
 
 def select_records(dataset: str, root: str, split: str, modality: str | None, trial: int) -> list[Record]:
-    """The images to translate: a dataset's training (and test) images, or every image of a folder."""
-    from reid.data import load_dataset
+    """The images to translate: a dataset's training (and test) images; for `folder`, the footage's images of
+    both modalities (ROOT/vis/... and ROOT/ir/..., `reid.data.folder`; it has no test images), or with `modality`
+    every image of a folder of that one modality."""
+    from reid.data import DatasetLayoutError, load_dataset
 
     from .sample import list_inputs
 
+    if dataset == "folder" and modality is not None:
+        return _one_output_each([Record(str(path), -1, -1, modality) for path in list_inputs(root, limit=None)], root)
     if dataset == "folder":
-        if modality is None:
-            raise ValueError("--dataset folder needs --modality vis or ir")
-        return [Record(str(path), -1, -1, modality) for path in list_inputs(root, limit=None)]
+        try:
+            return _one_output_each(load_dataset("folder", root).train, root)
+        except DatasetLayoutError as error:
+            raise DatasetLayoutError(f"{error}; for a folder holding images of one modality only, pass --modality "
+                                     f"vis or --modality ir") from None
     loaded = load_dataset(dataset, root, **({"trial": trial} if dataset == "regdb" else {}))
     return loaded.train + (loaded.test_images() if split == "all" else [])
+
+
+def _one_output_each(records: list[Record], root: str) -> list[Record]:
+    """`records`, or a ValueError naming two images of a folder whose translations would be the same file (e.g.
+    a.jpg and a.png: both become a.png under OUT)."""
+    written: dict[str, str] = {}
+    for record in records:
+        source = relative_path(record.path, root)
+        other = written.setdefault(output_relpath(source), source)
+        if other != source:
+            raise ValueError(f"{Path(root) / other} and {Path(root) / source} would both be translated to "
+                             f"OUT/{output_relpath(source)}: rename one of them")
+    return records
 
 
 def run(args) -> tuple[int, str]:

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from reid.cli_support import positive_int, write_json
-from reid.cluster import METHODS, UNIFY_MODES, cluster_labels, jaccard_distance, mixed_modal_features
+from reid.cluster import METHODS, UNIFY_MODES, cluster_labels, jaccard_distance, mixed_modal_features, summarize_clusters
 from reid.evaluation import cluster_quality
 from reid.features import FeatureSet
 from reid.train_config import NEED_NUM_CLUSTERS
@@ -62,7 +62,12 @@ def _run_cluster(args: argparse.Namespace) -> tuple[int, str]:
         writer.writerow(["path", "pid", "camid", "modality", "label"])
         writer.writerows([r.path, r.pid, r.camid, r.modality, int(label)]
                          for r, label in zip(feature_set.records, labels))
-    quality = cluster_quality(labels, [record.pid for record in feature_set.records], modalities)
+    pids = [record.pid for record in feature_set.records]
+    if all(pid < 0 for pid in pids):  # unlabelled images (e.g. data.name=folder): no quality against true ids
+        clusters = summarize_clusters(labels, modalities)
+        write_json(out / "cluster_report.json", {"settings": command_settings(args), **clusters.as_dict()})
+        return 0, f"{clusters.summary()} (no identities: cluster quality against true ids skipped)"
+    quality = cluster_quality(labels, pids, modalities)
     report = {"settings": command_settings(args), **quality.as_dict()}
     write_json(out / "cluster_report.json", report)
     return 0, quality.summary()

@@ -49,7 +49,7 @@ def _dataset_options(args: argparse.Namespace) -> dict:
 def _run_data_info(args: argparse.Namespace) -> tuple[int, str]:
     dataset = load_dataset(args.dataset, args.root, **_dataset_options(args))
     report = {"dataset": args.dataset, "root": str(dataset.root), "train": summarize_records(dataset.train),
-              "test": _default_test_split_summary(dataset)}
+              "test": _default_test_split_summary(dataset) if dataset.has_identities else None}
     return 0, json.dumps(report, indent=2)
 
 

@@ -16,6 +16,10 @@ class VIDataset(abc.ABC):
     """
 
     name: str = ""
+    # whether the records' pids are the persons' identities: what the test protocol, cluster quality against true ids
+    # and the oracle upper bound need; False for unlabelled footage (`folder`, pid -1 everywhere), which trains
+    # translators and the unsupervised methods only
+    has_identities: bool = True
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()

@@ -7,6 +7,7 @@ from pathlib import Path
 from reid.config import DataConfig
 
 from .dataset import VIDataset
+from .folder import FolderDataset
 from .llcm import LLCM
 from .regdb import RegDB
 from .synthetic import check_synthetic_options, make_synthetic_sysu, synthetic_tree_complete
@@ -21,6 +22,7 @@ DATASETS: dict[str, type[VIDataset]] = {
     "regdb": RegDB,
     "llcm": LLCM,
     "synthetic": SYSUMM01,
+    "folder": FolderDataset,  # unlabelled footage, ROOT/vis/... and ROOT/ir/...: no identities, no test split
 }
 ALIASES = {"sysu-mm01": "sysu", "sysu_mm01": "sysu", "sysumm01": "sysu"}
 
@@ -50,16 +52,28 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
-def load_dataset(name: str, root: str | Path, **options) -> VIDataset:
-    """Load a dataset from its official layout under `root`.
+def dataset_has_identities(name: str) -> bool:
+    """Whether dataset `name` has person identities (`VIDataset.has_identities`: False for `folder`), read from
+    its loader without opening anything; ValueError for an unknown name, as `load_dataset`."""
+    return dataset_class(name).has_identities
 
-    name: "sysu" (also "synthetic": a tree written by `make_synthetic_sysu`), "regdb" or "llcm".
-    options: loader options, e.g. `trial=1..10` for RegDB.
-    Returns an object with `.train: list[Record]` and `.test_split(**protocol) -> (query, gallery)`.
-    """
+
+def dataset_class(name: str) -> type[VIDataset]:
+    """The loader of dataset `name` (aliases accepted); ValueError naming the choices for an unknown name."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
         close = difflib.get_close_matches(key, list(DATASETS) + list(ALIASES), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown dataset {name!r}: choose one of {dataset_names()}{hint}")
-    return DATASETS[key](root, **options)
+    return DATASETS[key]
+
+
+def load_dataset(name: str, root: str | Path, **options) -> VIDataset:
+    """Load a dataset from its official layout under `root`.
+
+    name: "sysu" (also "synthetic": a tree written by `make_synthetic_sysu`), "regdb", "llcm", or "folder"
+    (unlabelled footage, ROOT/vis/... and ROOT/ir/...: `reid.data.folder`).
+    options: loader options, e.g. `trial=1..10` for RegDB.
+    Returns an object with `.train: list[Record]` and `.test_split(**protocol) -> (query, gallery)`.
+    """
+    return dataset_class(name)(root, **options)

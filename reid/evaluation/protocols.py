@@ -29,7 +29,11 @@ NUM_TRIALS = 10
 
 
 def protocol_settings(dataset: VIDataset, trials: int = NUM_TRIALS) -> dict[str, list[dict]]:
-    """Setting name -> the `test_split` arguments of each of its trials."""
+    """Setting name -> the `test_split` arguments of each of its trials (ValueError for a dataset without
+    identities, which has no test protocol)."""
+    if not dataset.has_identities:
+        raise ValueError(f"dataset {dataset.name!r} at {dataset.root} has no identities, so no test protocol: "
+                         f"evaluation needs a labelled dataset (sysu, regdb, llcm, synthetic)")
     if dataset.name == "sysu":
         return {f"{mode}-{shot_name}": [{"mode": mode, "trial": t, "shots": shots} for t in range(trials)]
                 for mode in ("all", "indoor") for shot_name, shots in (("single", 1), ("multi", 10))}

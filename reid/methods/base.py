@@ -130,6 +130,7 @@ class Method:
     Options: ClassVar[type] = NoOptions
     summary: ClassVar[str] = ""  # one line for --help and README: what it does, after which code
     intra_stage_of: ClassVar[str | None] = None  # a method without options whose rules its first stage follows
+    needs_identities: ClassVar[bool] = False  # trains on the true ids (the upper bound): refused on unlabelled data
 
     def __init__(self, options=None) -> None:
         self.options = options if options is not None else self.Options()

@@ -13,6 +13,9 @@ class Oracle(Method):
     name = "oracle"
     Options = ViewOptions
     summary = "the upper bound: the true identities in every stage (in stage 2 with the translated views when given)"
+    # its labels are the records' true ids: `reid.train.load_training_data` refuses a dataset without identities
+    # (data.name=folder) for a method that sets this
+    needs_identities = True
 
     def uses_views(self, phase: str, has_views: bool) -> bool:
         return phase == "cross" and has_views and self.options.trains_views
