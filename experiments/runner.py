@@ -36,6 +36,7 @@ from reid.files import file_sha256, write_atomically, write_text_atomically
 from reid.methods import phase_of
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
+from reid.tensorboard import TENSORBOARD_DIR
 from reid.train import method_of, stage_reads_views, train_reid
 from reid.train_config import MethodConfig, ReIDConfig
 from vi_translate.train import train_translator
@@ -270,11 +271,12 @@ def first_stage_run(reid: ReIDConfig, run_dir: Path, data_print: str, translate_
 
 
 def copy_run(source: Path, target: Path) -> None:
-    """A finished run's checkpoint, metrics and evaluations into `target`, the checkpoint last (atomically),
-    so an interrupted copy is simply made again."""
+    """A finished run's checkpoint, metrics, evaluations and TensorBoard events into `target`, the checkpoint last
+    (atomically), so an interrupted copy is simply made again."""
     (target / "checkpoints").mkdir(parents=True, exist_ok=True)
-    if (source / "eval").is_dir():
-        shutil.copytree(source / "eval", target / "eval", dirs_exist_ok=True)
+    for folder in ("eval", TENSORBOARD_DIR):
+        if (source / folder).is_dir():
+            shutil.copytree(source / folder, target / folder, dirs_exist_ok=True)
     shutil.copyfile(source / "metrics.jsonl", target / "metrics.jsonl")
     copy_atomically(source / "checkpoints" / "last.pt", target / "checkpoints" / "last.pt")
 

@@ -179,6 +179,15 @@ def test_a_shared_first_stage_ends_where_each_whole_run_would(tmp_path, data_roo
         losses = [[{k: v for k, v in line.items() if k.startswith("loss_")} for line in json.loads(state["history"])]
                   for state in (expected, shared)]
         assert losses[0] == losses[1], variant
+        assert tensorboard_steps(run / "reid" / variant / "seed_0") == [1, 2], variant  # the shared stage's epoch too
+
+
+def tensorboard_steps(run_dir: Path) -> list[int]:
+    """The epochs of a run folder's TensorBoard events (their "lr" scalars)."""
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    events = event_accumulator.EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return [event.step for event in events.Scalars("lr")]
 
 
 def test_variants_and_config_errors(tmp_path, data_root, capsys):

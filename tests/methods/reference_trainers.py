@@ -15,13 +15,10 @@ The encoder, the optimiser step and the data loaders are left out: features and 
 from __future__ import annotations
 
 import collections
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "memories"))
-import reference_memories  # noqa: E402  (tests/memories: the transcribed memories)
+import reference_memories  # tests/memories (on pytest's pythonpath): the transcribed memories
 
 RefClusterMemory = reference_memories.RefClusterMemory
 RefPCLHDMemory = reference_memories.RefPCLHDMemory

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +24,7 @@ from reid.pseudo_labels import PseudoLabels, matched_labels, true_id_labels
 from reid.train import train_reid
 from reid.train_config import ClusterConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_reid_train import build, data, history, tiny_reid_config  # noqa: E402,F401 - `data` is a fixture
+from test_reid_train import build, data, history, tiny_reid_config  # noqa: F401 - `data` is a fixture
 
 # 12 images: 3 identities, each 2 visible + 2 infrared
 PIDS = np.repeat([0, 1, 2], 4)
