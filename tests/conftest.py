@@ -1,5 +1,6 @@
-"""Shared test set-up: GPU tests skip without CUDA; paths to the real index files beside the checkout; a slowed
-TensorBoard writer for the tests that check events reach the disk before each checkpoint."""
+"""Shared test set-up: GPU tests skip without CUDA; paths to the real index files beside the checkout; one torch
+thread for the modules that train tiny networks; a slowed TensorBoard writer for the tests that check events reach
+the disk before each checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module (request it, or `pytestmark = pytest.mark.usefixtures("one_torch_thread")`),
+    restored when the module ends: on a busy 2-core machine, OpenMP threads spinning against another process make
+    small convolutions several times slower, and one thread is as fast when the machine is idle."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

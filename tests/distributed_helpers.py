@@ -2,6 +2,8 @@
 function in two CPU processes joined in a gloo group, compare state dicts."""
 from __future__ import annotations
 
+import multiprocessing
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
@@ -29,10 +31,36 @@ def run_in_processes(worker: Callable[..., None], *args, rendezvous: Path, world
 
 def start_method() -> str:
     """fork: the children inherit the imported toolkit and start in well under a second (spawned ones import torch
-    and the toolkit again, 6-15 s each on the shared 2-core machine). spawn once this process has initialised
-    CUDA, which a forked child cannot touch (checkpoints save the CUDA RNG states when CUDA is present); then
-    `worker` must be a module-level function."""
-    return "spawn" if torch.cuda.is_initialized() else "fork"
+    and the toolkit again, 6-15 s each on the shared 2-core machine). spawn when a forked child could not train:
+    once this process has initialised CUDA, which a forked child cannot touch (checkpoints save the CUDA RNG states
+    when CUDA is present), or once autograd's device threads have started here (after an earlier test's
+    torch.export, for one), when torch refuses a backward pass in a forked child
+    (https://github.com/pytorch/pytorch/wiki/Autograd-and-Fork). With spawn, `worker` must be a module-level
+    function."""
+    return "fork" if not torch.cuda.is_initialized() and forked_child_can_backward() else "spawn"
+
+
+def forked_child_can_backward() -> bool:
+    """Whether a child forked now can run a backward pass (a forked probe tries one)."""
+    probe = multiprocessing.get_context("fork").Process(target=_backward_or_exit_1)
+    probe.start()
+    probe.join()
+    return probe.exitcode == 0
+
+
+def _backward_or_exit_1() -> None:
+    try:
+        torch.ones(1, requires_grad=True).sum().backward()
+    except RuntimeError:
+        sys.exit(1)  # quietly: the caller only reads the exit code
+
+
+def all_reduced_backward(rank: int, world_size: int) -> None:
+    """A worker for `run_in_processes`: each rank's backward pass, then the sum of the gradients across ranks."""
+    weight = torch.ones(1, requires_grad=True)
+    (weight * (rank + 1)).sum().backward()
+    dist.all_reduce(weight.grad)
+    assert weight.grad.item() == world_size * (world_size + 1) / 2
 
 
 def _join_group(rank: int, world_size: int, rendezvous: str, worker: Callable[..., None], args: tuple) -> None:

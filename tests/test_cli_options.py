@@ -281,7 +281,7 @@ def test_ctrl_c_in_a_command_that_does_not_resume(monkeypatch, capsys):
 
 
 @pytest.fixture(scope="module")
-def tiny_translator(tmp_path_factory) -> tuple[Path, Path]:
+def tiny_translator(tmp_path_factory, one_torch_thread) -> tuple[Path, Path]:
     """(checkpoint of a translator trained 1 step, a folder of images with one corrupt file)."""
     from reid.data import make_synthetic_sysu
 
@@ -292,12 +292,7 @@ def tiny_translator(tmp_path_factory) -> tuple[Path, Path]:
         "image.crop_height=32", "image.crop_width=16", "model.ngf=4", "model.ndf=4", "model.n_blocks=1",
         "model.n_layers_d=2", "train.batch_size=2", "train.max_steps=1", "train.num_samples=1",
         "runtime.device=cpu", "runtime.workers=0", f"output_dir={base / 'run'}"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions on a shared CPU: many times faster on one thread
-    try:
-        checkpoint = train_translator(config)
-    finally:
-        torch.set_num_threads(threads)
+    checkpoint = train_translator(config)
     images = base / "images"
     images.mkdir()
     shutil.copy(next((base / "data").rglob("*.jpg")), images / "good.jpg")

@@ -19,22 +19,14 @@ from reid.features import embed_batch
 from reid.models import build_model, load_model_checkpoint, save_model_checkpoint
 
 TOLERANCE = 1e-5  # absolute, fp32 on the CPU
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # its deprecation notice
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"),  # its deprecation notice
+              pytest.mark.usefixtures("one_torch_thread")]
 HEIGHT, WIDTH = 32, 16
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 # each mode exported once per format, with flip / normalise varied across modes (the CLI test adds neither)
 SETTINGS = {"vis": {"flip": True, "normalise": True}, "ir": {"flip": True, "normalise": False},
             "both": {"flip": False, "normalise": True}, "input": {"flip": True, "normalise": True}}
 FORMATS = ("onnx", "torchscript")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: small graphs on a small shared CPU run as fast, and never stall on spinning threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

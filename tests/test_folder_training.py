@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 
@@ -65,13 +64,7 @@ def footage(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: small convolutions on a shared 2-core CPU run many times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -80,7 +73,7 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def translator(footage, tmp_path_factory) -> Path:
+def translator(footage, tmp_path_factory, one_torch_thread) -> Path:
     """`vi-translate train` on the footage (data.name=folder) for two steps; its checkpoint."""
     base = tmp_path_factory.mktemp("translator")
     config = write_yaml(base / "translator.yaml", {
@@ -91,12 +84,7 @@ def translator(footage, tmp_path_factory) -> Path:
                   "checkpoint_every": 2, "num_samples": 2},
         "runtime": {"device": "cpu", "workers": 0, "seed": 5},
         "output_dir": str(base / "run")})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert translate_main(["--log-level", "ERROR", "train", str(config)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert translate_main(["--log-level", "ERROR", "train", str(config)]) == 0
     return base / "run" / "checkpoints" / "last.pt"
 
 

@@ -20,13 +20,7 @@ from reid.train import train_reid
 from reid.train_config import ReIDConfig
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread (fast on a busy 2-core machine), restored afterwards for the tests that follow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from experiments.runner import copy_run, first_stage_run
 from reid.checkpoint import load_checkpoint
@@ -20,14 +19,7 @@ from reid.train_config import ReIDConfig
 from test_reid_train import build, data, history, tiny_reid_config  # noqa: F401 - `data` is a fixture
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread, also for the module's run folder (as tests/vi_translate/conftest.py's): on a busy
-    2-core machine, spinning OpenMP threads make the tiny network several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reid_dict(*overrides: str) -> dict:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 
@@ -37,16 +36,6 @@ def record(epoch: int, **extra) -> dict:
     """A metrics.jsonl record shaped as `reid.train` writes it."""
     return {"epoch": epoch, "stage": "cross", "stage_epoch": epoch, "lr": 3.5e-4 / epoch, "loss_vis": 1.25 * epoch,
             "loss_ir": 2.5 + epoch, "loss_cross": 0.1 * epoch, "cluster": cluster_report(), "seconds": 12.3, **extra}
-
-
-@pytest.fixture
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, threads spinning against another busy process make small
-    convolutions many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Killed(Exception):

@@ -32,7 +32,7 @@ from reid.tensorboard import TENSORBOARD_DIR, TensorBoardLog
 
 from .checkpoint import load_nets_state, read_translator_checkpoint, save_translator_checkpoint
 from .config import TranslatorConfig
-from .cyclegan import CycleGANNets, NonFiniteLoss, StepTools, build_nets, train_step, translate_both_ways
+from .cyclegan import NonFiniteLoss, StepTools, build_nets, train_step, translate_both_ways
 from .data import UnpairedImages, image_mode, plan_epoch, resize_for_model, to_model_range
 from .visualize import plot_loss_curves, save_translation_grid
 

@@ -35,14 +35,7 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny models gain nothing from more threads, and spinning threads beside other busy processes made
-    these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def count_stage_calls(monkeypatch) -> dict[str, int]:

@@ -4,22 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from reid.data import make_synthetic_sysu
 from vi_translate.train import train_translator
 
 from translator_helpers import build_translator_config, tiny_translator_config
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against another busy process
-    make small convolutions 10x slower; one thread is as fast when the machine is idle."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from reid.data import DatasetLayoutError, Record, TranslatedViews, load_dataset, make_synthetic_sysu
+from reid.data import DatasetLayoutError, TranslatedViews, load_dataset, make_synthetic_sysu
 from reid.data.translated import MANIFEST_NAME, read_manifest, source_stamp
 from vi_translate.cli import main as translate_main
 

@@ -19,15 +19,11 @@ from vi_translate.cyclegan import build_nets
 from vi_translate.export import export_generators
 
 TOLERANCE = 1e-5  # absolute, fp32 on the CPU
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # its deprecation notice
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"),  # its deprecation notice
+              pytest.mark.usefixtures("one_torch_thread")]
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 HEIGHT, WIDTH = 32, 16  # the tiny translator's crop size (translator_helpers.tiny_translator_config)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread(one_torch_thread):
-    yield
 
 
 def require_format(fmt: str) -> None:
