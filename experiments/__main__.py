@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 from reid.checkpoint import CheckpointError
-from reid.cli_support import add_log_level_option, interrupted, log_level, parse_with_overrides, positive_int
+from reid.cli_support import (EXIT_INTERRUPTED, add_log_level_option, interrupted_message, log_level,
+                              parse_with_overrides, positive_int)
 from reid.config import ConfigError, load_config, save_config
 from reid.runtime import setup_logging
 from reid.train import with_method_options
@@ -90,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.output_dir = f"{config.output_dir}_ablation"
         run_experiment(config, variants=variants, from_stage=args.from_stage)
     except KeyboardInterrupt:
-        return interrupted("experiments", args)
+        print(interrupted_message("experiments", args), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ConfigError, CheckpointError, OSError, ValueError, RuntimeError, KeyError) as error:
         print(f"experiments: error: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,8 @@ import sys
 from typing import Sequence
 
 from .checkpoint import CheckpointError
-from .cli_support import add_log_level_option, interrupted, log_level, parse_with_overrides
+from .cli_support import (EXIT_INTERRUPTED, add_log_level_option, interrupted_message, log_level,
+                          parse_with_overrides)
 from .config import ConfigError
 from .commands import COMMANDS
 from .runtime import setup_logging
@@ -43,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code, text = args.handler(args)
     except KeyboardInterrupt:
-        return interrupted("vireid", args)
+        print(interrupted_message("vireid", args), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (FileNotFoundError, ValueError, OSError, RuntimeError, KeyError, CheckpointError, ConfigError) as error:
         print(f"vireid: error: {error}", file=sys.stderr)
         return 2

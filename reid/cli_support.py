@@ -7,7 +7,6 @@ import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -67,10 +66,10 @@ def _whole_number(text: str, minimum: int) -> int:
     return value
 
 
-def interrupted(prog: str, args: argparse.Namespace) -> int:
-    """Report a Ctrl-C in one line on stderr (with the resume hint when the command resumes); return 130."""
-    print(f"{prog}: interrupted{_resume_hint(args)}", file=sys.stderr)
-    return EXIT_INTERRUPTED
+def interrupted_message(prog: str, args: argparse.Namespace) -> str:
+    """The one line a CLI prints on stderr after a Ctrl-C (with the resume hint when the command resumes); the CLI
+    then exits with EXIT_INTERRUPTED."""
+    return f"{prog}: interrupted{_resume_hint(args)}"
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

@@ -13,7 +13,8 @@ import sys
 from typing import Sequence
 
 from reid.checkpoint import CheckpointError
-from reid.cli_support import add_log_level_option, interrupted, log_level, parse_with_overrides, positive_int
+from reid.cli_support import (EXIT_INTERRUPTED, add_log_level_option, interrupted_message, log_level,
+                              parse_with_overrides, positive_int)
 from reid.config import ConfigError, load_config
 from reid.runtime import resolve_device, setup_logging
 
@@ -103,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code, text = args.handler(args)
     except KeyboardInterrupt:
-        return interrupted("vi-translate", args)
+        print(interrupted_message("vi-translate", args), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except TrainingDiverged as error:
         print(f"vi-translate: {error}", file=sys.stderr)
         return 1
