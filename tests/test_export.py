@@ -200,6 +200,33 @@ def test_onnx_graph_declares_a_dynamic_batch_and_its_names(exported):
     assert [(o.name, o.shape) for o in session.get_outputs()] == [("features", ["batch", 64])]
 
 
+def test_readme_recipe_without_the_toolkit_gives_the_evaluation_features(exported, model, tmp_path):
+    """README's snippet (PIL bilinear resize, the sidecar's mean / std, onnxruntime) on an image file of another
+    size equals `extract_features` of that file, the features `vireid evaluate` ranks (flip off, as the graph)."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import numpy as np
+    from PIL import Image
+
+    from reid.data import Record
+    from reid.features import extract_features
+
+    vis_graph = exported("onnx", "both")[0]
+    person = tmp_path / "person.jpg"
+    pixels = np.random.default_rng(0).integers(0, 256, (77, 41, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(person)
+    # README "Export a model", verbatim but for the paths
+    meta = json.load(open(sidecar_path(vis_graph))); size, pre = meta["input_size"], meta["preprocessing"]
+    image = Image.open(person).convert("RGB").resize((size["width"], size["height"]), Image.BILINEAR)
+    images = ((np.asarray(image, np.float32) / 255 - pre["mean"]) / pre["std"]).transpose(2, 0, 1)[None].astype(
+        np.float32)
+    features = onnxruntime.InferenceSession(str(vis_graph)).run(["features"], {"images": images})[0]
+    net, config = model
+    expected = extract_features(net, [Record(str(person), -1, -1, "vis")], torch.device("cpu"), height=config.height,
+                                width=config.width, flip=False, num_workers=0, progress=False)
+    assert features.shape == (1, 64)
+    assert max_difference(torch.from_numpy(features), expected) <= TOLERANCE
+
+
 def test_cli_defaults_and_no_normalise_without_flip(checkpoint, model, tmp_path, capsys):
     """--modality both by default; no flip and --no-normalise: the raw BN-neck features."""
     out = tmp_path / "deploy" / "reid.pt"
