@@ -26,6 +26,7 @@ class Variant:
     options: Mapping[str, object] = field(default_factory=dict)
     overrides: Mapping[str, object] = field(default_factory=dict)
     views: bool = True
+    trains: bool = True  # False: the start (`model.pretrained`) evaluated as it is, no training on the benchmark
 
     def __post_init__(self) -> None:
         method_class(self.method)  # a known method
@@ -33,7 +34,12 @@ class Variant:
     @property
     def upper_bound(self) -> bool:
         """Trains on the true identities: a bound for the unsupervised methods, not one of them."""
-        return self.method == "oracle"
+        return self.method == "oracle" and self.trains
+
+    @property
+    def kind(self) -> str:
+        """Its rows' kind in the results table: "start" (the start alone), "upper_bound" or "strategy"."""
+        return "start" if not self.trains else "upper_bound" if self.upper_bound else "strategy"
 
     def uses_views(self, options: Mapping[str, object] | None = None) -> bool:
         """Whether the variant trains with the translated views (under its options, or `options` when given)."""
@@ -47,6 +53,10 @@ VARIANTS: dict[str, Variant] = {
     "oracle": Variant("oracle", "upper bound: the true identities, with the translated views"),
     "oracle_labels_only": Variant("oracle", "upper bound: the true identities, labels only (no translated views)",
                                   views=False),
+    "oracle_random_start": Variant("oracle", "upper bound, labels only, from a random start (model.pretrained=null)",
+                                   views=False, overrides={"model.pretrained": None}),
+    "start": Variant("oracle", "the start (model.pretrained) evaluated as it is, before any training on the "
+                               "benchmark", views=False, trains=False),
     "cluster_contrast": Variant("cluster_contrast", "cluster-contrast per modality, no cross-modal step"),
     "adca": Variant("adca", "ADCA: cluster-contrast per modality + cross-modality memory aggregation"),
     "pgm": Variant("pgm", "PGM: hard memories + cross-modal loss over progressive graph matching"),

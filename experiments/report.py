@@ -296,6 +296,10 @@ CLUSTER_COLUMNS: dict[str, tuple[str, Callable]] = {
     "pairwise_f": ("pairwise F", _fmt_fixed(3)),
     "purity": ("purity", _fmt_fixed(3)),
     "mixed_share": ("mixed share (%)", _fmt_percent(1)),
+    "labelled_vis": ("labelled vis (%)", _fmt_percent(0)),
+    "labelled_ir": ("labelled ir (%)", _fmt_percent(0)),
+    "cross_modal_precision": ("cross-modal pair precision", _fmt_fixed(2)),
+    "cross_modal_f": ("cross-modal pair F", _fmt_fixed(2)),
     "num_clusters": ("clusters", _fmt_int),
     "num_outliers": ("outliers", _fmt_int),
 }
@@ -311,10 +315,14 @@ def _table(header: list[str], align: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SUMMARY_KEYS = ("R1", "R5", "R10", "R20", "mAP", "mINP", "ari", "mixed_share", "best_R1", "best_mAP")
+# the last epoch's cluster report in a results row: how good, how mixed, how much of each modality got a label, how
+# well the labels join the modalities (`reid.evaluation.cluster_quality`)
+CLUSTER_SUMMARY_KEYS = ("ari", "mixed_share", "labelled_vis", "labelled_ir", "cross_modal_precision", "cross_modal_f")
+SUMMARY_KEYS = ("R1", "R5", "R10", "R20", "mAP", "mINP", *CLUSTER_SUMMARY_KEYS, "best_R1", "best_mAP")
 # the papers' convention, marked †: chosen on the test split
 BEST_COLUMNS = {"best_R1": "R1 at best epoch (%)†", "best_mAP": "mAP at best epoch (%)†"}
-KINDS = ("chance", "upper_bound", "strategy")  # the order of a setting's rows in the results table
+KINDS = ("chance", "start", "upper_bound", "strategy")  # the order of a setting's rows in the results table
+REFERENCE_KINDS = ("chance", "start", "upper_bound")  # rows that are references, not methods (in italics)
 
 
 def mean_std(values: Sequence) -> tuple[float | None, float | None]:
@@ -353,12 +361,12 @@ def _fmt_mean_std(fmt: Callable[[float], str]) -> Callable[[tuple], str]:
 
 
 def results_markdown(rows: Sequence[Mapping], *, metrics: Sequence[str] = ("R1", "R10", "R20", "mAP", "mINP"),
-                     cluster_metrics: Sequence[str] = ("ari", "mixed_share"),
+                     cluster_metrics: Sequence[str] = CLUSTER_SUMMARY_KEYS,
                      best_metrics: Sequence[str] = ("best_R1", "best_mAP")) -> str:
     """A Markdown table of `aggregate_runs` rows, in the given order, one line each: the strategy (in italics
-    for the reference rows: "kind" chance or upper_bound), its "label", the setting, then `mean ± std` of the
-    last epoch's retrieval metrics and the mixed share in percent with 1 decimal, of ARI with 3, then the
-    best epoch's (`BEST_COLUMNS`, marked †: chosen on the test split); "n/a" when missing."""
+    for the reference rows: "kind" in REFERENCE_KINDS), its "label", the setting, then `mean ± std` of the
+    last epoch's retrieval metrics in percent with 1 decimal, its cluster report as `CLUSTER_COLUMNS` formats it,
+    then the best epoch's (`BEST_COLUMNS`, marked †: chosen on the test split); "n/a" when missing."""
     cluster = [CLUSTER_COLUMNS.get(key, (key, _fmt_fixed(3))) for key in cluster_metrics]
     formats = ([_fmt_mean_std(_fmt_percent(1))] * len(metrics) + [_fmt_mean_std(fmt) for _, fmt in cluster]
                + [_fmt_mean_std(_fmt_percent(1))] * len(best_metrics))
@@ -370,7 +378,7 @@ def results_markdown(rows: Sequence[Mapping], *, metrics: Sequence[str] = ("R1",
     for row in rows:
         strategy = str(row.get("strategy", ""))
         mean, std = row.get("mean") or {}, row.get("std") or {}
-        body.append([f"*{strategy}*" if row.get("kind") in ("chance", "upper_bound") else strategy,
+        body.append([f"*{strategy}*" if row.get("kind") in REFERENCE_KINDS else strategy,
                      str(row.get("label", "")), str(row.get("setting") or "n/a")]
                     + [_cell(None if _is_missing(mean.get(key)) else (mean[key], std.get(key) or 0.0), fmt)
                        for key, fmt in zip(keys, formats)])
@@ -378,20 +386,23 @@ def results_markdown(rows: Sequence[Mapping], *, metrics: Sequence[str] = ("R1",
 
 
 def epoch_table_markdown(histories: Mapping[str, list[dict]], *, setting: str | None = None) -> str:
-    """One Markdown table per strategy: epoch | stage | ARI | NMI | clusters | outliers | mixed share | mAP | R1
-    (mAP and R1 of one setting, the first found unless given; blank on epochs without evaluation)."""
+    """One Markdown table per strategy: epoch | stage | ARI | NMI | clusters | outliers | labelled vis / ir | mixed
+    share | cross-modal pair precision / F | mAP | R1 | the method's notes (ADCA's aggregated pairs, PCLHD's bimodal
+    clusters, ...) (mAP and R1 of one setting, the first found unless given; blank on epochs without evaluation)."""
     setting = setting or first_setting(histories)
-    keys = ("ari", "nmi", "num_clusters", "num_outliers", "mixed_share")
-    header = ["epoch", "stage", "ARI", "NMI", "clusters", "outliers", "mixed share (%)", "mAP (%)", "R1 (%)"]
+    keys = ("ari", "nmi", "num_clusters", "num_outliers", "labelled_vis", "labelled_ir", "mixed_share",
+            "cross_modal_precision", "cross_modal_f")
+    header = ["epoch", "stage", *(CLUSTER_COLUMNS[key][0] for key in keys), "mAP (%)", "R1 (%)", "method notes"]
     sections = []
     for name, records in histories.items():
         body = []
         for record in records:
             evaluated = bool(record.get("eval"))
+            notes = ", ".join(f"{key} {value}" for key, value in (record.get("method") or {}).items())
             body.append([str(record.get("epoch", "")), str(record.get("stage", ""))]
                         + [_cell(_cluster_value(record, key), CLUSTER_COLUMNS[key][1]) for key in keys]
                         + [_cell(_eval_value(record, setting, m), _fmt_percent(2), "n/a" if evaluated else "")
-                           for m in ("mAP", "R1")])
+                           for m in ("mAP", "R1")] + [notes])
         caption = f"**{name}**" + (f" (evaluation: {setting})" if setting else "")
         sections.append(caption + "\n\n" + _table(header, ["---:"] * len(header), body))
     return "\n".join(sections)

@@ -37,7 +37,7 @@ from reid.methods import phase_of
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
 from reid.tensorboard import TENSORBOARD_DIR
-from reid.train import method_of, stage_reads_views, train_reid
+from reid.train import evaluate_start, method_of, stage_reads_views, train_reid
 from reid.train_config import MethodConfig, ReIDConfig
 from vi_translate.train import train_translator
 from vi_translate.translate import translate_records
@@ -122,7 +122,7 @@ def check_distinct_recipes(config: ExperimentConfig, variants: list[str], run_di
     switches on what the config already has on): the run would train one recipe under two names."""
     seen: dict[str, str] = {}
     for variant in variants:
-        key = json.dumps(recipe(config, variant, run_dir), sort_keys=True, default=str)
+        key = json.dumps([recipe(config, variant, run_dir), VARIANTS[variant].trains], sort_keys=True, default=str)
         if key in seen:
             raise ValueError(f"strategies {seen[key]!r} and {variant!r} resolve to the same ReID config with this "
                              f"experiment config; drop one of them")
@@ -151,26 +151,31 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
 
     data_print = fingerprint(config_to_dict(config.data))
     dataset = run_stage(log, "dataset", data_print, [], lambda: stage_dataset(config))
-    translator_print = fingerprint(data_print, config_to_dict(config.translator), results_affecting(config.runtime))
-    translator = run_stage(log, "translator", translator_print, [run_dir / "translator"],
-                           lambda: stage_translator(config, run_dir))
-    translate_print = fingerprint(translator_print, translator["sha256"], config_to_dict(config.translate))
+    translator, translate_print = None, None  # the translator and the translation run only when views are used
     if any(reid_config(config, variant, run_dir).translated for variant in variants):
+        translator_print = fingerprint(data_print, config_to_dict(config.translator),
+                                       results_affecting(config.runtime))
+        translator = run_stage(log, "translator", translator_print, [run_dir / "translator"],
+                               lambda: stage_translator(config, run_dir))
+        translate_print = fingerprint(translator_print, translator["sha256"], config_to_dict(config.translate))
         run_stage(log, "translate", translate_print, [run_dir / "translated"],
                   lambda: stage_translate(config, run_dir, translator["checkpoint"]))
     runs: dict[str, list[dict]] = {}
     for variant in variants:
         runs[variant] = []
-        for seed_index in range(config.seeds):
+        trains = VARIANTS[variant].trains
+        for seed_index in range(config.seeds if trains else 1):  # the start alone draws nothing: one run
             reid = reid_config(config, variant, run_dir, seed_index)
-            reid_print = fingerprint(translate_print if reid.translated else data_print, results_affecting(reid))
+            reid_print = fingerprint(translate_print if reid.translated else data_print, results_affecting(reid),
+                                     trains)
             name = f"{variant}/seed_{seed_index}"
-            first = first_stage_run(reid, run_dir, data_print, translate_print)
+            first = first_stage_run(reid, run_dir, data_print, translate_print) if trains else None
             if first is not None:  # trained once for every variant and seed that starts alike
                 run_stage(log, f"reid/{FIRST_STAGES}/{Path(first[0].output_dir).name}", first[1],
                           [Path(first[0].output_dir)], lambda: stage_reid(first[0]))
             trained = run_stage(log, f"reid/{name}", reid_print, [Path(reid.output_dir)],
-                                lambda: stage_reid(reid, None if first is None else first[0].output_dir))
+                                lambda: stage_reid(reid, None if first is None else first[0].output_dir) if trains
+                                else stage_start(reid))
             evaluated = run_stage(log, f"evaluate/{name}", reid_print, [],
                                   lambda: stage_evaluate(config, reid, trained["checkpoint"],
                                                          keep_features=seed_index == 0))
@@ -246,6 +251,12 @@ def stage_reid(reid: ReIDConfig, first_stage: str | None = None) -> dict:
         copy_run(Path(first_stage), out)
     checkpoint = train_reid(reid)
     return {"checkpoint": str(checkpoint), "metrics": str(out / "metrics.jsonl")}
+
+
+def stage_start(reid: ReIDConfig) -> dict:
+    """Evaluate the start of a run as it is (`reid.train.evaluate_start`): the start alone, no training."""
+    checkpoint = evaluate_start(reid)
+    return {"checkpoint": str(checkpoint), "metrics": str(Path(reid.output_dir) / "metrics.jsonl")}
 
 
 def first_stage_run(reid: ReIDConfig, run_dir: Path, data_print: str, translate_print: str
@@ -330,12 +341,11 @@ def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, transla
                             trials=config.reid.eval.trials, draws=config.chance_draws, seed=config.runtime.seed)
     summary = report.order_summary(
         [row | {"label": CHANCE_LABEL, "kind": "chance"} for row in report.aggregate_runs(chance)]
-        + [row | {"label": VARIANTS[row["strategy"]].label,
-                  "kind": "upper_bound" if VARIANTS[row["strategy"]].upper_bound else "strategy"}
+        + [row | {"label": VARIANTS[row["strategy"]].label, "kind": VARIANTS[row["strategy"]].kind}
            for row in report.aggregate_runs(rows)])
     first_seed = {variant: seeds[0] for variant, seeds in histories.items()}
     figures = {"curves": report.plot_epoch_curves(first_seed, pictures / "epochs.png")}
-    grid = _latest_translation_grid(translator["checkpoint"])
+    grid = _latest_translation_grid(translator["checkpoint"]) if translator else None
     if grid is not None:
         figures["translation"] = copy_atomically(grid, pictures / "translation.png")
     panels, retrieval = {}, None
@@ -359,13 +369,14 @@ def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, transla
 
 def seed_row(variant: str, seed_index: int, setting: str, metrics: dict, history: list[dict],
              best: dict | None = None) -> dict:
-    """One results row: a seed's final protocol numbers of one setting, its last epoch's cluster ARI and share
-    of mixed-modality clusters, and the numbers of its best epoch (`best_epoch`) as best_R1, best_mAP, best_epoch."""
+    """One results row: a seed's final protocol numbers of one setting, its last epoch's cluster report
+    (`report.CLUSTER_SUMMARY_KEYS`: ARI, share of mixed-modality clusters, labelled share of each modality, cross-modal
+    pair precision and F), and the numbers of its best epoch (`best_epoch`) as best_R1, best_mAP, best_epoch."""
     cluster = (history[-1].get("cluster") or {}) if history else {}
     at_best = ((best or {}).get("eval") or {}).get(setting, {})
-    return {"strategy": variant, "seed": seed_index, "setting": setting, **metrics, "ari": cluster.get("ari"),
-            "mixed_share": cluster.get("mixed_share"), "best_R1": at_best.get("R1"), "best_mAP": at_best.get("mAP"),
-            "best_epoch": (best or {}).get("epoch")}
+    return {"strategy": variant, "seed": seed_index, "setting": setting, **metrics,
+            **{key: cluster.get(key) for key in report.CLUSTER_SUMMARY_KEYS},
+            "best_R1": at_best.get("R1"), "best_mAP": at_best.get("mAP"), "best_epoch": (best or {}).get("epoch")}
 
 
 def compute_chance(dataset: VIDataset, *, settings: list[str] | None, trials: int, draws: int, seed: int) -> list[dict]:

@@ -63,12 +63,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
     of another format version or of another kind.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many types for damaged files (KeyError, EOFError, ...)
-        raise _load_error(path, error) from None
+    payload = read_weights_only(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a vireid checkpoint (no format={FORMAT!r} entry); "
                               "plain state dicts can be loaded with torch.load")
@@ -78,6 +73,18 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
     if kind is not None and payload.get("kind") != kind:
         raise CheckpointError(f"{path} is a {payload.get('kind')!r} checkpoint, expected a {kind!r} checkpoint")
     return payload
+
+
+def read_weights_only(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """`torch.load(path, weights_only=True)`: whatever the file holds (a checkpoint, a plain state dict); a
+    CheckpointError naming the file when it is missing, truncated, corrupt or holds other pickled objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for damaged files (KeyError, EOFError, ...)
+        raise _load_error(path, error) from None
 
 
 def _load_error(path: Path, error: Exception) -> CheckpointError:

@@ -2,6 +2,7 @@
 
     vireid data synth --root data/synthetic --num-ids 60 --seed 0
     vireid data info --dataset sysu --root /data/SYSU-MM01
+    vireid pretrain experiments/configs/pretrain/synthetic_visible.yaml
     vireid cluster --features feats.pt --translated feats_translated.pt --unify both --out runs/labels
     vireid train experiments/configs/reid/synthetic.yaml translated=runs/translated/synthetic
     vireid evaluate --checkpoint runs/reid/synthetic/checkpoints/last.pt --dataset synthetic --root data/synthetic

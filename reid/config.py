@@ -77,7 +77,9 @@ class ModelConfig:
 
     arch: str = "agw_resnet50"  # agw_resnet50 | resnet50 | resnet18 | small | tiny
     non_local: Optional[bool] = None  # None: the architecture's default (on for agw_resnet50)
-    pretrained: Optional[str] = None  # None | "imagenet" (torch hub cache) | path to a torchvision .pth
+    # None | "imagenet" (torch hub cache) | "synthetic-visible" (the start shipped for `small`) | a path to a
+    # torchvision ResNet .pth or a `vireid pretrain` backbone file
+    pretrained: Optional[str] = None
     gem_p: float = 3.0
     height: int = 288
     width: int = 144

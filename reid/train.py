@@ -43,12 +43,13 @@ from .features import extract_features
 from .files import write_text_atomically
 from .methods import EpochContext, EpochPlan, Method, Objective, StepBatch, build_method, phase_of
 from .models import build_model_from_config, save_model_checkpoint
+from .pretrain import check_disjoint_start
 from .pseudo_labels import PseudoLabels
 from .resume import (REID_RULE, REID_RUN_FILES, REID_SAFE, ResumeError, check_resume, reid_resume_changes,
                      set_aside)
 from .runtime import (DistributedContext, autocast, barrier, capture_rng_state, init_distributed, make_generator,
-                      progress, restore_rng_state, seed_everything, seed_worker, shutdown, to_memory_format,
-                      use_channels_last)
+                      progress, resolve_device, restore_rng_state, seed_everything, seed_worker, shutdown,
+                      to_memory_format, use_channels_last)
 from .tensorboard import TensorBoardLog, reid_epoch_scalars
 from .train_config import AugmentConfig, MethodConfig, ReIDConfig, ReIDTrainConfig, StageConfig
 
@@ -137,6 +138,7 @@ class _Run:
         self.method = method_of(config)
         self.phases = stage_phases(config.train)
         self.data = load_training_data(config, context, self.method)
+        check_disjoint_start(config.model.pretrained, config.model.arch, self.data.dataset)
         self.channels_last = use_channels_last(self.device, config.runtime.channels_last)
         # random augmentation on whole batches on the device (then the workers only resize and normalise)
         on_device = config.augment.on_device
@@ -378,19 +380,8 @@ class _Run:
         setting (the loop does not call it for a dataset without identities: data.name=folder has no test split)."""
         result = None
         if self.context.is_main:
-            model, config = self.method.delivered_model(self.model), self.config
-
-            def features_of(records):
-                return extract_features(model, records, self.device, batch_size=config.eval.batch_size,
-                                        height=config.model.height, width=config.model.width,
-                                        num_workers=config.runtime.workers)
-
-            protocol = evaluate_protocol(features_of, self.data.dataset, settings=config.eval.settings,
-                                         trials=config.eval.trials)
-            result = {name: setting.mean() for name, setting in protocol.settings.items()}
-            (self.out / "eval").mkdir(parents=True, exist_ok=True)
-            write_text_atomically(self.out / "eval" / f"epoch_{epoch:03d}.json", json.dumps(protocol.as_dict(), indent=2))
-            logger.info("epoch %d evaluation:\n%s", epoch, protocol.table())
+            result = evaluate_epoch(self.method.delivered_model(self.model), self.data.dataset, self.config,
+                                    self.device, epoch)
         barrier(self.context)
         return result
 
@@ -437,6 +428,44 @@ class _Run:
             self.scheduler.load_state_dict(require_state(checkpoint, "scheduler", path))
         restore_rng_state(require_state(checkpoint, "rng", path))
         logger.info("resumed from %s after epoch %d", path, self.state.epoch)
+
+
+def evaluate_epoch(model: nn.Module, dataset, config: ReIDConfig, device: torch.device, epoch: int) -> dict:
+    """The dataset's protocol on `model` (eval.settings, eval.trials), written to OUTPUT_DIR/eval/epoch_<epoch>.json
+    and logged; returns the mean metrics per setting."""
+    # with preloaded (small) training images, the test images decode faster than loader workers start
+    workers = 0 if config.train.preload_images else config.runtime.workers
+
+    def features_of(records):
+        return extract_features(model, records, device, batch_size=config.eval.batch_size, height=config.model.height,
+                                width=config.model.width, num_workers=workers)
+
+    protocol = evaluate_protocol(features_of, dataset, settings=config.eval.settings, trials=config.eval.trials)
+    out = Path(config.output_dir) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(out / f"epoch_{epoch:03d}.json", json.dumps(protocol.as_dict(), indent=2))
+    logger.info("epoch %d evaluation:\n%s", epoch, protocol.table())
+    return {name: setting.mean() for name, setting in protocol.settings.items()}
+
+
+def evaluate_start(config: ReIDConfig) -> Path:
+    """The model a run of `config` starts from (`model.pretrained`, or a random init), evaluated as it is, before
+    any training: what the start alone gives, as one reports ImageNet features. Writes the run folder as a run of no
+    epoch does: config.yaml, eval/epoch_000.json, metrics.jsonl with one record (epoch 0, stage "start", its
+    evaluation) and checkpoints/last.pt; returns the checkpoint."""
+    device = resolve_device(config.runtime.device)
+    seed_everything(config.runtime.seed)
+    dataset = open_dataset(config.data)
+    if not dataset.has_identities:
+        raise NoIdentitiesError(f"data.name={config.data.name} has no identities: the start cannot be evaluated")
+    check_disjoint_start(config.model.pretrained, config.model.arch, dataset)
+    model = build_model_from_config(config.model).to(device)
+    out = Path(config.output_dir)
+    save_config(config, out)
+    record = {"epoch": 0, "stage": "start", "eval": evaluate_epoch(model, dataset, config, device, 0)}
+    write_history(out / "metrics.jsonl", [record])
+    return save_model_checkpoint(out / "checkpoints" / "last.pt", model, config.model, config=config_to_dict(config),
+                                 extra_state={"epoch": 0, "history": json.dumps([record])})
 
 
 def batch_identities(train: ReIDTrainConfig, stage: StageConfig, modality: str) -> int:

@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "cross_memory = hard | centroid, alternate; adca: cma_threshold, cma_weight; pclhd: margin, "
                     "cross_weight, matching, alternate, num_instances, ema_momentum, mixed_k1, mixed_k2, dynamic_loss = "
                     "paper | released; joint and oracle: view_weight, cross_view_weight); model (arch, non_local, "
-                    "pretrained, gem_p, height, width); augment (pad, flip, erasing, caj = CAJ's channel-exchanged "
+                    "pretrained = null | imagenet | synthetic-visible | a weights file, gem_p, height, width); augment (pad, flip, erasing, caj = CAJ's channel-exchanged "
                     "copy of every visible image and adaptive grey for infrared, color_jitter = PGM's ColorJitter on "
                     "the exchanged copies, on_device); cluster (method = dbscan | kmeans | spectral | infomap, k1, k2, "
                     "eps, min_samples, num_clusters = clusters per clustering (per modality for per-modality "

@@ -36,6 +36,10 @@ class PreloadedImages:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def batch(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows [B] (indices in preload order) -> [B, 3, H, W] float32, ImageNet-normalised."""
+        return (self.pixels[rows].float() / 255.0 - self.mean) / self.std
+
     def image(self, path: str) -> torch.Tensor:
         """[3, H, W] float32, ImageNet-normalised; KeyError naming the path when it was not preloaded."""
         try:

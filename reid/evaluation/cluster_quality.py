@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from reid.cluster.clusterers import as_int_array, relabel_consecutive, summarize_clusters
+from reid.cluster.clusterers import as_int_array, modality_is_ir, relabel_consecutive, summarize_clusters
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,14 @@ class ClusterQuality:
       samples, outliers included, so with all outliers it is 0.0; None for empty input.
     * mixed_clusters / mixed_share: clusters holding both "vis" and "ir" samples and their share of the
       clusters (from `summarize_clusters`); None without modalities.
+    * labelled_vis / labelled_ir: the share of each modality's samples that got a label (not an outlier); None
+      without modalities, or without samples of that modality.
+    * cross-modal pairs (None without modalities): cross_pairs_same_cluster, the (visible, infrared) sample pairs
+      in one cluster; cross_pairs_same_cluster_and_id, those of one true id; cross_pairs_same_id, the (visible,
+      infrared) pairs of one true id over all samples, outliers included. cross_modal_precision = correct / same
+      cluster (None when no cluster holds both modalities), cross_modal_recall = correct / same id,
+      cross_modal_f = 2 correct / (same cluster + same id): how well the labels join the modalities (PGM's
+      matching, ADCA's aggregation, mixed-modal clusters), outliers counted as missed.
     """
 
     num_samples: int
@@ -79,6 +87,14 @@ class ClusterQuality:
     pairs_same_id_with_outliers: int
     mixed_clusters: int | None = None
     mixed_share: float | None = None
+    labelled_vis: float | None = None
+    labelled_ir: float | None = None
+    cross_pairs_same_cluster: int | None = None
+    cross_pairs_same_id: int | None = None
+    cross_pairs_same_cluster_and_id: int | None = None
+    cross_modal_precision: float | None = None
+    cross_modal_recall: float | None = None
+    cross_modal_f: float | None = None
 
     def as_dict(self) -> dict:
         """A flat JSON-friendly dict of every field (plain ints, floats and None)."""
@@ -94,6 +110,11 @@ class ClusterQuality:
             line += f" ({self.outlier_fraction:.1%})"
         if self.mixed_clusters is not None:
             line += f", {self.mixed_clusters} mixed vis+ir ({self.mixed_share:.1%})"
+        if self.labelled_vis is not None and self.labelled_ir is not None:
+            line += f"; labelled: vis {self.labelled_vis:.1%}, ir {self.labelled_ir:.1%}"
+        if self.cross_pairs_same_cluster:
+            line += (f"; cross-modal pairs: precision {_fmt(self.cross_modal_precision)} recall "
+                     f"{_fmt(self.cross_modal_recall)}")
         return line
 
 
@@ -148,6 +169,7 @@ def cluster_quality(labels, true_ids, modalities=None) -> ClusterQuality:
         ari_singletons = float(adjusted_rand_score(id_index, singleton_labels))
         nmi_singletons = float(normalized_mutual_info_score(id_index, singleton_labels))
 
+    cross_modal = _cross_modal_pairs(labels, id_index, modalities) if modalities is not None else {}
     return ClusterQuality(
         num_samples=num_samples, num_clustered=num_clustered, num_clusters=report.num_clusters,
         num_outliers=report.num_outliers,
@@ -165,7 +187,35 @@ def cluster_quality(labels, true_ids, modalities=None) -> ClusterQuality:
                                                       pairs_same_cluster + pairs_same_id_with_outliers),
         pairs_same_cluster=pairs_same_cluster, pairs_same_id=pairs_same_id,
         pairs_same_cluster_and_id=pairs_same_cluster_and_id, pairs_same_id_with_outliers=pairs_same_id_with_outliers,
-        mixed_clusters=report.mixed_clusters, mixed_share=report.mixed_share)
+        mixed_clusters=report.mixed_clusters, mixed_share=report.mixed_share, **cross_modal)
+
+
+def _cross_modal_pairs(labels: np.ndarray, id_index: np.ndarray, modalities) -> dict:
+    """The labelled share of each modality and the (visible, infrared) image pairs the labels put in one cluster
+    against those of one true id: per cluster c and id k, v_ck and r_ck visible / infrared samples; pairs in one
+    cluster sum_c v_c r_c, of them correct sum_ck v_ck r_ck, true pairs sum_k V_k R_k over every sample (so an
+    outlier's pairs count as missed)."""
+    is_ir = modality_is_ir(modalities, len(labels), name="modalities")
+    clustered = labels >= 0
+    num_clusters = int(labels.max()) + 1 if clustered.any() else 0
+    num_ids = int(id_index.max()) + 1 if len(id_index) else 0
+
+    def counts(mask: np.ndarray) -> sparse.csr_matrix:  # [C, K] of the clustered samples of one modality
+        rows = clustered & mask
+        return sparse.coo_matrix((np.ones(int(rows.sum()), dtype=np.int64), (labels[rows], id_index[rows])),
+                                 shape=(num_clusters, num_ids)).tocsr()
+
+    vis, ir = counts(~is_ir), counts(is_ir)
+    same_cluster = int(np.asarray(vis.sum(axis=1)).reshape(-1) @ np.asarray(ir.sum(axis=1)).reshape(-1))
+    correct = int(vis.multiply(ir).sum())
+    same_id = int(np.bincount(id_index[~is_ir], minlength=num_ids) @ np.bincount(id_index[is_ir], minlength=num_ids))
+    num_vis, num_ir = int((~is_ir).sum()), int(is_ir.sum())
+    return {"labelled_vis": _ratio(int((clustered & ~is_ir).sum()), num_vis),
+            "labelled_ir": _ratio(int((clustered & is_ir).sum()), num_ir),
+            "cross_pairs_same_cluster": same_cluster, "cross_pairs_same_id": same_id,
+            "cross_pairs_same_cluster_and_id": correct,
+            "cross_modal_precision": _ratio(correct, same_cluster), "cross_modal_recall": _ratio(correct, same_id),
+            "cross_modal_f": _ratio(2 * correct, same_cluster + same_id)}
 
 
 def _as_id_array(true_ids, num_samples: int) -> np.ndarray:

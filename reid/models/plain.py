@@ -9,6 +9,7 @@ from collections import OrderedDict
 from torch import nn
 
 from .two_stream import TwoStreamNet
+from .weights import load_pretrained
 
 # (stem channels, ((output channels, stride) of each shared stage, ...)) per network
 WIDTHS = {"tiny": (16, ((32, 2), (64, 2), (64, 1))),
@@ -36,16 +37,19 @@ def plain_two_stream(size: str = "tiny", *, non_local: bool = False, pretrained:
     """Stems of one conv_bn_relu (stride 2), the shared conv_bn_relu stages of WIDTHS[size], GeM, BN neck.
 
     tiny: 16 -> 32, 64, 64 channels (64-d); small: 24 -> 48, 96, 128 (128-d); both [B, 3, H, W] -> H/8 x W/8 maps.
+    pretrained: a `vireid pretrain` backbone file, or "synthetic-visible" (the start shipped for `small`); its stem
+    goes into both stems, its trunk into the trunk (`reid.models.weights.load_pretrained`).
     """
     if size not in WIDTHS:
         raise ValueError(f"unknown plain network {size!r}; expected one of {sorted(WIDTHS)}")
     if non_local:
         raise ValueError(f"the {size} backbone has no non-local blocks; use non_local=False")
-    if pretrained is not None:
-        raise ValueError(f"the {size} backbone has no pretrained weights (got pretrained={pretrained!r}); use None")
     stem_channels, widths = WIDTHS[size]
-    return TwoStreamNet(conv_bn_relu(3, stem_channels, stride=2), plain_trunk(stem_channels, widths),
-                        feature_dim=widths[-1][0], gem_p=gem_p)
+    model = TwoStreamNet(conv_bn_relu(3, stem_channels, stride=2), plain_trunk(stem_channels, widths),
+                         feature_dim=widths[-1][0], gem_p=gem_p)
+    if pretrained is not None:
+        load_pretrained(model, size, pretrained)
+    return model
 
 
 def tiny_two_stream(**options) -> TwoStreamNet:

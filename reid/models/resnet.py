@@ -11,7 +11,7 @@ from torch import nn
 
 from .nonlocal_block import AGW_NON_LOCAL_COUNTS, NonLocal, last_block_indices
 from .two_stream import TwoStreamNet
-from .weights import load_resnet_weights, resolve_weights
+from .weights import load_pretrained
 
 RESNETS = {"resnet18": torchvision.models.resnet18, "resnet50": torchvision.models.resnet50}
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
@@ -59,7 +59,8 @@ def set_last_stride_one(layer: nn.Sequential) -> None:
 def two_stream_resnet(depth: str, *, non_local: bool = False, pretrained: str | os.PathLike | None = None,
                       gem_p: float = 3.0) -> TwoStreamNet:
     """A two-stream `depth` ("resnet18" | "resnet50") with the last stride 1, AGW non-local blocks when
-    `non_local`, and ImageNet weights from `pretrained` ("imagenet" or a .pth path; None = random init)."""
+    `non_local`, and a start from `pretrained` ("imagenet", a torchvision .pth path or a `vireid pretrain` backbone
+    file; None = random init: `reid.models.weights.load_pretrained`)."""
     if depth not in RESNETS:
         raise ValueError(f"unknown ResNet depth {depth!r}; expected one of {sorted(RESNETS)}")
     resnet = RESNETS[depth](weights=None)
@@ -67,7 +68,7 @@ def two_stream_resnet(depth: str, *, non_local: bool = False, pretrained: str | 
     trunk = ResNetTrunk(resnet, AGW_NON_LOCAL_COUNTS if non_local else None)
     model = TwoStreamNet(resnet_stem(resnet), trunk, feature_dim=_output_channels(resnet.layer4), gem_p=gem_p)
     if pretrained is not None:
-        load_resnet_weights(model, resolve_weights(depth, pretrained))
+        load_pretrained(model, depth, pretrained)
     return model
 
 

@@ -118,7 +118,8 @@ def test_empty_single_sample_and_single_cluster():
                if key not in ("num_samples", "num_clustered", "num_clusters", "num_outliers", "num_true_ids",
                               "num_covered_ids", "pairs_same_cluster", "pairs_same_id",
                               "pairs_same_cluster_and_id", "pairs_same_id_with_outliers",
-                              "mixed_clusters", "mixed_share"))
+                              "mixed_clusters", "mixed_share", "cross_pairs_same_cluster", "cross_pairs_same_id",
+                              "cross_pairs_same_cluster_and_id"))
     q.summary()
 
     q = cluster_quality(np.array([0]), np.array([42]))
@@ -207,3 +208,29 @@ def test_scale_34167_samples_is_fast():
     assert isinstance(q, ClusterQuality) and q.num_samples == n and 0.0 < q.pairwise_f < 1.0
     assert q.pairwise_precision == pytest.approx(1.0) and q.purity == pytest.approx(1.0)
     assert q.pairwise_recall == pytest.approx(0.5, abs=0.02)
+
+
+def test_cross_modal_pairs_and_labelled_shares_equal_a_count_over_every_pair():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(-1, 6, 80)
+    ids = rng.integers(0, 9, 80)
+    is_ir = rng.random(80) < 0.4
+    same_cluster = same_id = both = 0
+    for i, j in itertools.product(np.flatnonzero(~is_ir), np.flatnonzero(is_ir)):  # every (visible, infrared) pair
+        sid = ids[i] == ids[j]
+        same_id += sid  # outliers included: their pairs are missed
+        if labels[i] >= 0 and labels[i] == labels[j]:
+            same_cluster += 1
+            both += sid
+    quality = cluster_quality(labels, ids, np.where(is_ir, "ir", "vis"))
+    assert (quality.cross_pairs_same_cluster, quality.cross_pairs_same_id,
+            quality.cross_pairs_same_cluster_and_id) == (same_cluster, same_id, both)
+    assert quality.cross_modal_precision == pytest.approx(both / same_cluster)
+    assert quality.cross_modal_recall == pytest.approx(both / same_id)
+    assert quality.cross_modal_f == pytest.approx(2 * both / (same_cluster + same_id))
+    assert quality.labelled_vis == pytest.approx(np.mean(labels[~is_ir] >= 0))
+    assert quality.labelled_ir == pytest.approx(np.mean(labels[is_ir] >= 0))
+    one_modality = cluster_quality([0, 0, 1, -1], [1, 2, 2, 1], ["vis", "vis", "ir", "ir"])
+    assert one_modality.cross_pairs_same_cluster == 0 and one_modality.cross_modal_precision is None
+    assert one_modality.cross_modal_recall == 0.0 and one_modality.labelled_ir == 0.5
+    assert cluster_quality([0, 1], [1, 2]).cross_modal_f is None  # no modalities given

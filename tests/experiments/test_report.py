@@ -153,7 +153,7 @@ def test_results_markdown_formats_mean_std_and_missing_values():
                       "mixed_share": 0.4567, "best_R1": 0.7, "best_mAP": 0.5},
              "std": {"R1": 0.01751, "R10": 0.0, "R20": 0.0, "mAP": 0.001, "mINP": None, "ari": 0.0104,
                      "mixed_share": 0.05, "best_R1": 0.02, "best_mAP": 0.01}}]
-    assert results_markdown(rows) == (
+    assert results_markdown(rows, cluster_metrics=("ari", "mixed_share")) == (
         "| strategy | what it is | setting | R1 (%) | R10 (%) | R20 (%) | mAP (%) | mINP (%) | ARI "
         "| mixed share (%) | R1 at best epoch (%)† | mAP at best epoch (%)† |\n"
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
@@ -165,18 +165,28 @@ def test_results_markdown_formats_mean_std_and_missing_values():
         "| 45.7 ± 5.0 | 70.0 ± 2.0 | 50.0 ± 1.0 |\n")
     assert results_markdown(rows[2:], metrics=("mAP",), cluster_metrics=("nmi",), best_metrics=()).splitlines()[2] == \
         "| joint | ours | all-single | 45.7 ± 0.1 | n/a |"
+    shares = [{**rows[2], "mean": {**rows[2]["mean"], "labelled_vis": 0.4567, "cross_modal_f": 0.123},
+               "std": {**rows[2]["std"], "labelled_vis": 0.05, "cross_modal_f": 0.0312}}]
+    table = results_markdown(shares, metrics=(), cluster_metrics=("labelled_vis", "labelled_ir", "cross_modal_f"),
+                             best_metrics=()).splitlines()
+    assert table[0] == "| strategy | what it is | setting | labelled vis (%) | labelled ir (%) | cross-modal pair F |"
+    assert table[2] == "| joint | ours | all-single | 46 ± 5 | n/a | 0.12 ± 0.03 |"
 
 
 def test_epoch_table_markdown(histories):
     text = epoch_table_markdown(histories)
     joint, hungarian, none = text.split("\n\n**")
-    assert joint.startswith("**joint** (evaluation: all-single)\n\n| epoch | stage | ARI | NMI | clusters | outliers |")
+    assert joint.startswith("**joint** (evaluation: all-single)\n\n| epoch | stage | ARI | NMI | clusters | outliers | "
+                            "labelled vis (%) | labelled ir (%) | mixed share (%) | cross-modal pair precision | "
+                            "cross-modal pair F | mAP (%) | R1 (%) | method notes |")
     lines = joint.splitlines()
-    assert lines[4] == "| 1 | intra | 0.200 | 0.500 | 11 | 3 | 30.0 |  |  |"  # no evaluation: blank
-    assert lines[5] == "| 2 | intra | 0.400 | 0.500 | 12 | 3 | n/a | 25.00 | 50.00 |"
-    assert lines[6] == "| 3 | cross | n/a | 0.500 | 13 | 3 | 60.0 |  |  |"
+    assert lines[4] == "| 1 | intra | 0.200 | 0.500 | 11 | 3 | n/a | n/a | 30.0 | n/a | n/a |  |  |  |"  # not evaluated
+    assert lines[5] == "| 2 | intra | 0.400 | 0.500 | 12 | 3 | n/a | n/a | n/a | n/a | n/a | 25.00 | 50.00 |  |"
+    assert lines[6] == "| 3 | cross | n/a | 0.500 | 13 | 3 | n/a | n/a | 60.0 | n/a | n/a |  |  |  |"
     assert hungarian.startswith("pgm**")
-    assert none.strip().splitlines()[-1] == "| 1 |  | 0.150 | 0.500 | 11 | 3 | 0.0 |  |  |"
+    assert none.strip().splitlines()[-1] == "| 1 |  | 0.150 | 0.500 | 11 | 3 | n/a | n/a | 0.0 | n/a | n/a |  |  |  |"
+    noted = epoch_table_markdown({"adca": [{"epoch": 4, "stage": "cross", "method": {"cma_pairs": 12}}]})
+    assert noted.splitlines()[-1].endswith("| cma_pairs 12 |")
 
 
 def test_best_epoch_is_the_highest_test_map_of_the_first_setting(histories):

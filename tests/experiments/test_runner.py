@@ -120,8 +120,10 @@ def test_seeds_give_mean_and_sample_std_and_extend_without_retraining(tmp_path, 
     config = tiny_experiment(tmp_path, data_root, strategies=("cluster_contrast", "pgm"))
     calls = count_stage_calls(monkeypatch)
     assert experiments_main(["run", str(config), "--seeds", "2"]) == 0
-    # no strategy uses the views; cluster_contrast and pgm share their first stage (one per seed)
-    assert calls == {"stage_translator": 1, "stage_reid": 2 + 4, "stage_evaluate": 4}
+    # no strategy uses the views, so no translator is trained; cluster_contrast and pgm share their first stage (one
+    # per seed)
+    assert calls == {"stage_reid": 2 + 4, "stage_evaluate": 4}
+    assert not (tmp_path / "run" / "translator").exists()
     run = tmp_path / "run"
     for strategy in ("cluster_contrast", "pgm"):
         assert sorted(p.name for p in (run / "reid" / strategy).iterdir()) == ["seed_0", "seed_1"]
@@ -276,3 +278,43 @@ def test_overrides_may_follow_the_options():
     assert args.overrides == ["a.b=1", "c=[x, y]"] and args.seeds == 2
     with pytest.raises(SystemExit):
         parse_arguments(["run", "c.yaml", "--seedz", "2"])
+
+
+def test_the_start_and_the_random_start_rows(tmp_path, data_root, monkeypatch):
+    """`start` evaluates model.pretrained as it is, once whatever the seeds (it draws nothing); `oracle_random_start`
+    trains the labels-only bound with model.pretrained=null; both are reference rows of the table."""
+    from reid.data import make_synthetic_sysu as synth
+    from reid.models import read_backbone
+    from reid.pretrain import pretrain_backbone
+    from reid.pretrain_config import PretrainConfig
+    from reid.config import config_from_dict
+
+    population = tmp_path / "population"
+    synth(population, num_ids=6, seed=9, images_per_camera=1, height=32, width=16)
+    backbone = pretrain_backbone(config_from_dict(PretrainConfig, {
+        "data": {"name": "synthetic", "root": str(population)}, "model": {"arch": "tiny", "height": 32, "width": 16},
+        "train": {"steps": 2, "batch_size": 4}, "runtime": {"device": "cpu", "workers": 0},
+        "output_dir": str(tmp_path / "pretrain")}))
+    config = tiny_experiment_config(data_root, tmp_path / "run", ("start", "oracle_random_start", "oracle_labels_only"))
+    config["reid"]["model"]["pretrained"] = str(backbone)
+    calls = count_stage_calls(monkeypatch)
+    assert experiments_main(["run", str(write_config(config, tmp_path / "e.yaml")), "--seeds", "2"]) == 0
+    # 2 bounds x 2 seeds, each with its own first stage (the two starts differ); the start alone: no training, one
+    # evaluation
+    assert calls == {"stage_reid": 8, "stage_evaluate": 5}
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "reid" / "start").iterdir()) == ["seed_0"]
+    start = load_checkpoint(run / "reid" / "start" / "seed_0" / "checkpoints" / "last.pt", kind="reid")
+    trunk = read_backbone(backbone)["state"]["trunk"]
+    assert torch.equal(start["state"]["model"]["trunk.0.conv.weight"], trunk["0.conv.weight"])
+    assert yaml.safe_load((run / "reid" / "oracle_random_start" / "seed_1" / "config.yaml").read_text()
+                          )["model"]["pretrained"] is None
+    assert yaml.safe_load((run / "reid" / "oracle_labels_only" / "seed_1" / "config.yaml").read_text()
+                          )["model"]["pretrained"] == str(backbone)
+    results = json.loads((run / "results.json").read_text())
+    kinds = {row["strategy"]: (row["kind"], row["n"]) for row in results["summary"] if row["setting"] == "all-single"}
+    assert kinds == {"chance": ("chance", 10), "start": ("start", 1), "oracle_random_start": ("upper_bound", 2),
+                     "oracle_labels_only": ("upper_bound", 2)}
+    history = results["epochs"]["start"]["seed_0"]
+    assert [(r["epoch"], r["stage"]) for r in history] == [(0, "start")]
+    assert "| *start* |" in (run / "results.md").read_text()
