@@ -67,12 +67,13 @@ def per_modality_labels(features: torch.Tensor, is_ir: np.ndarray, cluster: Clus
 
 
 def mixed_modal_labels(features: torch.Tensor, view_features: torch.Tensor, is_ir: np.ndarray,
-                       cluster: ClusterConfig) -> PseudoLabels:
+                       cluster: ClusterConfig, *, k1: int | None = None, k2: int | None = None,
+                       balance: bool = False) -> PseudoLabels:
     """One clustering of every image in the mixed-modal space of `cluster.unify` (features and their translated
-    views' features, both [N, D])."""
+    views' features, both [N, D]); k1, k2, balance: as `cluster_features`."""
     mixed = mixed_modal_features(features, view_features, is_ir, unify=cluster.unify, center=cluster.center)
-    return PseudoLabels(relabel_consecutive(cluster_features(mixed, cluster, np.where(is_ir, "ir", "vis"))),
-                        shared=True)
+    labels = cluster_features(mixed, cluster, np.where(is_ir, "ir", "vis"), k1=k1, k2=k2, balance=balance)
+    return PseudoLabels(relabel_consecutive(labels), shared=True)
 
 
 def modality_invariant_labels(features: torch.Tensor, is_ir: np.ndarray, cluster: ClusterConfig, *, k1: int,

@@ -79,7 +79,8 @@ def test_two_stage_joint_run_writes_checkpoint_metrics_and_evaluation(data, tmp_
     assert checkpoint == out / "checkpoints" / "last.pt"
     saved = load_checkpoint(checkpoint, kind="reid")
     assert saved["step"] == 2 and saved["config"]["model"]["arch"] == "tiny"
-    assert saved["config"]["method"] == {"name": "joint", "options": {"view_weight": 1.0, "cross_view_weight": 1.0}}
+    assert saved["config"]["method"] == {"name": "joint", "options": {
+        "view_weight": 1.0, "cross_view_weight": 1.0, "mixed_k1": None, "mixed_k2": None, "balanced": False}}
     lines = history(out)
     assert [(line["epoch"], line["stage"], line["stage_epoch"]) for line in lines] == [(1, "intra", 1), (2, "cross", 1)]
     assert set(lines[0]) >= {"loss_vis", "loss_ir"} and lines[0]["cluster"]["mixed_clusters"] == 0  # per modality

@@ -222,7 +222,8 @@ def test_a_checkpoint_saved_before_a_key_existed_compares_at_its_default(tmp_pat
     assert filled["cluster"]["num_clusters"] is None
     assert list(filled["train"]["stages"]) == ["intra"]
     assert filled["train"]["stages"]["intra"]["lr"] == 1e-3 and filled["train"]["stages"]["intra"]["gamma"] == 0.1
-    assert filled["method"] == {"name": "joint", "options": {"view_weight": 1.0, "cross_view_weight": 1.0}}
+    assert filled["method"] == {"name": "joint", "options": {
+        "view_weight": 1.0, "cross_view_weight": 1.0, "mixed_k1": None, "mixed_k2": None, "balanced": False}}
     # and the resume check applies it: a run saved without the key continues under today's config
     from reid.train import check_same_run
 

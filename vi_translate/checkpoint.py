@@ -28,7 +28,9 @@ def read_translator_checkpoint(path: str | os.PathLike) -> tuple[dict, Translato
 
 
 def load_nets_state(nets: CycleGANNets, checkpoint: dict, path: str | os.PathLike) -> None:
-    """Load every network's weights strictly; a mismatch names the file, the network and the keys."""
+    """Load every network of `nets.modules()` strictly (the PatchNCE heads too when `nets` has them; a checkpoint's
+    other entries, such as the heads of a PatchNCE run when `nets` has none, are not read); a mismatch names the file,
+    the network and the keys."""
     saved = require_state(checkpoint, "nets", path)
     for name, module in nets.modules().items():
         if name not in saved:
@@ -37,7 +39,8 @@ def load_nets_state(nets: CycleGANNets, checkpoint: dict, path: str | os.PathLik
 
 
 def load_translator(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[CycleGANNets, TranslatorConfig]:
-    """The four networks of a translator checkpoint, in eval mode on `device`, and the run's config."""
+    """The four networks of a translator checkpoint, in eval mode on `device`, and the run's config (a PatchNCE run's
+    projection heads are training-only: they are not built)."""
     checkpoint, config = read_translator_checkpoint(path)
     nets = build_nets(config.model, config.image.ir_channels)
     load_nets_state(nets, checkpoint, path)

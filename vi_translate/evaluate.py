@@ -11,6 +11,10 @@ Three measurements, each run when its inputs are given:
   are before translation. A useful translator brings the first two well below the reference.
 - paired metrics (two folders of registered images, matched by file name): vis2ir(vis) against the
   infrared partner and ir2vis(ir) against the visible partner, PSNR / SSIM / L1.
+- ground truth (a dataset root holding `paired/`, as the synthetic generator writes): the paired metrics on
+  the pairs of the split's identities (`split_pairs`: val or test; the training ids have none), beside the
+  trivial baselines each direction must beat: the visible image's ITU-R 601 luma as the infrared prediction
+  (vis2ir) and the infrared image's grey (its channel mean) in three channels as the visible one (ir2vis).
 
 Images are translated at the trained resolution (`resize_for_model`: resized straight to the crop size)
 and compared there; metrics are means of per-image values (`vi_translate.metrics`). Generators run under
@@ -31,12 +35,14 @@ from torch import Tensor
 
 from reid.cli_support import positive_int, write_json
 from reid.data import Record, read_image
-from reid.data.sysu import IMAGE_SUFFIXES
+from reid.data.synthetic import PAIRED_DIR
+from reid.data.sysu import IMAGE_SUFFIXES, read_id_file
 from reid.runtime import autocast, progress
 
 from . import metrics
 from .data import image_mode, resize_for_model, to_model_range
 from .extractors import FeatureExtractor, reid_extractor, torchvision_extractor
+from .losses import match_channels
 from .visualize import save_translation_grid
 
 logger = logging.getLogger(__name__)
@@ -47,6 +53,9 @@ GRID_IMAGES = 4
 OTHER = {"vis": "ir", "ir": "vis"}
 DIRECTION = {"vis": "vis2ir", "ir": "ir2vis"}
 KID_KEYS = {"fake_ir": "vis2ir_vs_real_ir", "fake_vis": "ir2vis_vs_real_vis", "reference": "real_vis_vs_real_ir"}
+PAIRED_SPLITS = ("val", "test")  # the splits whose identities have ground-truth pairs under ROOT/paired
+BASELINES = {"vis2ir": "visible luma (ITU-R 601) as the infrared image",
+             "ir2vis": "infrared grey (channel mean) as the visible image"}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -249,6 +258,53 @@ def find_pairs(vis_dir: str | os.PathLike, ir_dir: str | os.PathLike) -> list[tu
     return [(vis[name], ir[name]) for name in common]
 
 
+def luma_prediction(vis: Tensor) -> Tensor:
+    """The trivial vis2ir prediction: [B, 3, H, W] -> [B, 1, H, W], the ITU-R 601 luma of the visible image."""
+    return match_channels(vis, 1)
+
+
+def grey_prediction(ir: Tensor) -> Tensor:
+    """The trivial ir2vis prediction: [B, C, H, W] -> [B, 3, H, W], the infrared image's grey (its channel mean)
+    in three channels."""
+    return ir.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+
+
+def evaluate_pairs(nets, config, pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+                   device: torch.device | str, limit: Optional[int] = 500, *, batch_size: int = 16,
+                   grid_images: int = 0, baselines: bool = False) -> tuple[dict, dict[str, Tensor]]:
+    """PSNR / SSIM / L1 of translations against registered partners: `pairs` of (visible path, infrared path),
+    up to `limit` of them, evenly spaced.
+
+    Returns (results, samples): results {"pairs": n, "vis2ir": {psnr, ssim, l1, images} of vis2ir(vis) against
+    ir (compared in the infrared channels), "ir2vis": {...} of ir2vis(ir) against vis}, and with `baselines`
+    "baselines": {"vis2ir": scores of `luma_prediction(vis)` against ir, "ir2vis": scores of `grey_prediction(ir)`
+    against vis}; samples: the first `grid_images` pairs {"vis", "fake_ir", "ir", "fake_vis"}.
+    """
+    device = torch.device(device)
+    pairs = evenly_spaced(pairs, limit)
+    scores = {"vis2ir": _Scores(), "ir2vis": _Scores()}
+    trivial = {"vis2ir": _Scores(), "ir2vis": _Scores()}
+    samples: dict[str, list[Tensor]] = {key: [] for key in ("vis", "fake_ir", "ir", "fake_vis")}
+    for batch in progress(_batches(pairs, batch_size), desc="evaluate pairs", unit="batch"):
+        vis = load_batch([v for v, _ in batch], "vis", config).to(device)
+        ir = load_batch([i for _, i in batch], "ir", config).to(device)
+        fake_ir, fake_vis = _generate(nets.g_vis2ir, vis, device), _generate(nets.g_ir2vis, ir, device)
+        scores["vis2ir"].add(fake_ir, ir)
+        scores["ir2vis"].add(fake_vis, vis)
+        if baselines:
+            trivial["vis2ir"].add(luma_prediction(vis), ir)
+            trivial["ir2vis"].add(grey_prediction(ir), vis)
+        take = grid_images - sum(len(x) for x in samples["vis"])
+        if take > 0:
+            for key, images in (("vis", vis), ("fake_ir", fake_ir), ("ir", ir), ("fake_vis", fake_vis)):
+                samples[key].append(images[:take].cpu())
+    results = {"pairs": len(pairs), "vis2ir": scores["vis2ir"].summary(), "ir2vis": scores["ir2vis"].summary()}
+    if baselines:
+        results["baselines"] = {direction: {"prediction": BASELINES[direction], **trivial[direction].summary()}
+                                for direction in ("vis2ir", "ir2vis")}
+    return results, {key: torch.cat(rows) for key, rows in samples.items() if rows}
+
+
 def evaluate_paired(nets, config, vis_dir: str | os.PathLike, ir_dir: str | os.PathLike, device: torch.device | str,
                     limit: Optional[int] = 500, *, batch_size: int = 16,
                     grid_images: int = 0) -> tuple[dict, dict[str, Tensor]]:
@@ -259,23 +315,53 @@ def evaluate_paired(nets, config, vis_dir: str | os.PathLike, ir_dir: str | os.P
     vis}; samples: the first `grid_images` pairs {"vis", "fake_ir", "ir", "fake_vis"}.
     Raises ValueError naming both folders when no file names match.
     """
-    device = torch.device(device)
-    pairs = evenly_spaced(find_pairs(vis_dir, ir_dir), limit)
-    scores = {"vis2ir": _Scores(), "ir2vis": _Scores()}
-    samples: dict[str, list[Tensor]] = {key: [] for key in ("vis", "fake_ir", "ir", "fake_vis")}
-    for batch in progress(_batches(pairs, batch_size), desc="evaluate pairs", unit="batch"):
-        vis = load_batch([v for v, _ in batch], "vis", config).to(device)
-        ir = load_batch([i for _, i in batch], "ir", config).to(device)
-        fake_ir, fake_vis = _generate(nets.g_vis2ir, vis, device), _generate(nets.g_ir2vis, ir, device)
-        scores["vis2ir"].add(fake_ir, ir)
-        scores["ir2vis"].add(fake_vis, vis)
-        take = grid_images - sum(len(x) for x in samples["vis"])
-        if take > 0:
-            for key, images in (("vis", vis), ("fake_ir", fake_ir), ("ir", ir), ("fake_vis", fake_vis)):
-                samples[key].append(images[:take].cpu())
-    results = {"pairs": len(pairs), "vis_dir": str(vis_dir), "ir_dir": str(ir_dir),
-               "vis2ir": scores["vis2ir"].summary(), "ir2vis": scores["ir2vis"].summary()}
-    return results, {key: torch.cat(rows) for key, rows in samples.items() if rows}
+    part, samples = evaluate_pairs(nets, config, find_pairs(vis_dir, ir_dir), device, limit, batch_size=batch_size,
+                                   grid_images=grid_images)
+    return {"pairs": part.pop("pairs"), "vis_dir": str(vis_dir), "ir_dir": str(ir_dir), **part}, samples
+
+
+# ---------------------------------------------------------------------------------------------- ground-truth pairs
+
+
+def split_pairs(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]]:
+    """The ground-truth (visible, infrared) pairs of the identities of a split of a dataset root with `paired/`.
+
+    `ROOT/paired/{vis,ir}/cam<c>_<pid:04d>_<n:04d>.jpg` (the synthetic generator: each image of a val or test id
+    and its rendered other modality), matched by name as `find_pairs`, kept when pid is listed in
+    `ROOT/exp/<split>_id.txt`. split: "val" or "test"; "train" gives [] (the training ids never have pairs).
+    Sorted by name.
+    """
+    if split == "train":
+        return []
+    if split not in PAIRED_SPLITS:
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    root = Path(root)
+    ids = set(read_id_file(root / "exp" / f"{split}_id.txt"))
+    if not ids:
+        return []
+    return [(vis, ir) for vis, ir in find_pairs(root / PAIRED_DIR / "vis", root / PAIRED_DIR / "ir")
+            if _pair_pid(vis) in ids]
+
+
+def _pair_pid(path: Path) -> Optional[int]:
+    """The pid of a pair file named cam<c>_<pid>_<n>.<suffix>; None for another name."""
+    parts = path.stem.split("_")
+    return int(parts[1]) if len(parts) == 3 and parts[0].startswith("cam") and parts[1].isdecimal() else None
+
+
+def evaluate_ground_truth(nets, config, root: str | os.PathLike, split: str, device: torch.device | str,
+                          limit: Optional[int] = 500, *, batch_size: int = 16) -> dict:
+    """The paired metrics and their trivial baselines (`evaluate_pairs` with baselines) on `split_pairs(root,
+    split)`: {"split", "pairs_found", "pairs", "vis2ir", "ir2vis", "baselines"}, or {"split", "pairs_found": 0,
+    "pairs": 0, "note"} when the split has no pairs (the train split never has)."""
+    pairs = split_pairs(root, split)
+    if not pairs:
+        why = "the generator renders pairs of the val and test ids only" if split == "train" else \
+            f"{Path(root) / PAIRED_DIR} holds no pair of the {split} ids"
+        return {"split": split, "pairs_found": 0, "pairs": 0, "note": f"no ground-truth pairs for the {split} "
+                                                                      f"split: {why}"}
+    part, _ = evaluate_pairs(nets, config, pairs, device, limit, batch_size=batch_size, baselines=True)
+    return {"split": split, "pairs_found": len(pairs), **part}
 
 
 # ---------------------------------------------------------------------------------------------- the command
@@ -319,6 +405,16 @@ def format_table(results: dict) -> str:
     if "paired" in results:
         row("paired vis2ir vs real ir", results["paired"]["vis2ir"])
         row("paired ir2vis vs real vis", results["paired"]["ir2vis"])
+    if "ground_truth" in results:
+        truth = results["ground_truth"]
+        if truth["pairs"]:
+            lines.append(f"ground truth: {truth['pairs']} pairs of the {truth['split']} ids")
+            row("  vis2ir vs true ir", truth["vis2ir"])
+            row("    baseline: visible luma", truth["baselines"]["vis2ir"])
+            row("  ir2vis vs true vis", truth["ir2vis"])
+            row("    baseline: infrared grey", truth["baselines"]["ir2vis"])
+        else:
+            lines.append(truth["note"])
     if "kid" in results:
         kid = results["kid"]
         lines.append(f"KID ({kid['extractor']}, {kid['num_subsets']} subsets of {kid['subset_size']}) "
@@ -343,18 +439,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "(Kernel Inception Distance, lower is closer) of vis2ir translations vs real infrared, of "
                     "ir2vis translations vs real visible, and of real visible vs real infrared as the reference "
                     "distance before translation. With --paired-vis/--paired-ir: PSNR/SSIM/L1 of each "
-                    "translation against its registered partner. Images are translated and compared at the "
+                    "translation against its registered partner. When the dataset root holds paired/ (the "
+                    "synthetic generator's ground truth), also PSNR/SSIM/L1 of each translation against the true "
+                    "other modality of the --split's val or test images, beside the trivial baselines (visible luma "
+                    "as infrared, infrared grey as visible). Images are translated and compared at the "
                     "trained resolution. Writes OUT/translator_eval.json (inf/nan as null), OUT/grid.png and "
                     "prints a table.")
     parser.add_argument("--checkpoint", required=True, help="translator checkpoint (vi-translate train)")
     parser.add_argument("--dataset", choices=dataset_names(),
                         help="dataset layout under --root; enables cycle-reconstruction metrics and KID")
     parser.add_argument("--root", help="dataset root folder (with --dataset)")
-    parser.add_argument("--split", choices=["train", "test"], default=None,
+    parser.add_argument("--split", choices=["train", "val", "test"], default=None,
                         help="dataset images to use: train = the training images; test = every test image (SYSU-MM01 "
                              "and synthetic: all six cameras of the test ids; RegDB: the --trial's visible and "
-                             "thermal test images; LLCM: every test_vis / test_nir image). Default: test, and train "
-                             "for --dataset folder (own footage has no test split)")
+                             "thermal test images; LLCM: every test_vis / test_nir image); val = all six cameras of "
+                             "the val ids (SYSU-MM01 and synthetic). Ground-truth pairs (ROOT/paired) exist for the "
+                             "val and test ids only. Default: test, and train for --dataset folder (own footage has "
+                             "no test split)")
     parser.add_argument("--trial", type=int, default=1, help="RegDB train/test split 1..10 (ignored elsewhere)")
     parser.add_argument("--paired-vis", metavar="DIR",
                         help="folder of visible images registered with --paired-ir (partners share a file name, "
@@ -394,9 +495,28 @@ def _check_inputs(args) -> None:
         raise ValueError("--paired-vis and --paired-ir go together (two folders of registered images)")
 
 
+def _open_split(args):
+    """(dataset, split) of `--dataset/--root/--split`: for split "val" the SYSU-MM01-layout dataset is opened with
+    its val ids held out (`evaluate_on="val"`), so its test images are those of the val ids."""
+    from reid.data import load_dataset
+    from reid.data.registry import dataset_class
+    from reid.data.sysu import SYSUMM01
+
+    options = {"trial": args.trial} if args.dataset == "regdb" else {}
+    if args.split == "val":
+        if dataset_class(args.dataset) is not SYSUMM01:
+            raise ValueError(f"--split val: only SYSU-MM01-layout datasets (sysu, synthetic) have val ids, "
+                             f"not {args.dataset}")
+        options["evaluate_on"] = "val"
+    dataset = load_dataset(args.dataset, args.root, **options)
+    split = args.split or ("test" if dataset.has_identities else "train")
+    if split == "test" and not dataset.has_identities:
+        raise ValueError(f"--dataset {args.dataset} has no test split (no identities): use --split train")
+    return dataset, split
+
+
 def run(args) -> tuple[int, str]:
     """The `evaluate` command: see `add_parser`."""
-    from reid.data import load_dataset
     from reid.runtime import resolve_device
 
     from .checkpoint import load_translator
@@ -411,11 +531,8 @@ def run(args) -> tuple[int, str]:
                                "ir_channels": config.image.ir_channels}}
     grid: Optional[list[Tensor]] = None
     if args.dataset:
-        dataset = load_dataset(args.dataset, args.root, **({"trial": args.trial} if args.dataset == "regdb" else {}))
-        split = args.split or ("test" if dataset.has_identities else "train")
-        if split == "test" and not dataset.has_identities:
-            raise ValueError(f"--dataset {args.dataset} has no test split (no identities): use --split train")
-        records = split_records(dataset, split)
+        dataset, split = _open_split(args)
+        records = split_records(dataset, "test" if split == "val" else split)
         found = {m: sum(r.modality == m for r in records) for m in ("vis", "ir")}
         logger.info("%s %s split: %d visible and %d infrared images (using up to %d of each)", args.dataset,
                     split, found["vis"], found["ir"], args.max_images)
@@ -427,6 +544,9 @@ def run(args) -> tuple[int, str]:
         results["extractor"] = {"name": extractor.name, "weights": getattr(extractor, "weights", None),
                                 "feature_dim": extractor.feature_dim}
         results |= part
+        if (Path(args.root) / PAIRED_DIR).is_dir():
+            results["ground_truth"] = evaluate_ground_truth(nets, config, args.root, split, device, args.max_images,
+                                                            batch_size=args.batch_size)
         count = min(len(samples["vis"]), len(samples["ir"]))
         grid = [samples[key][:count] for key in ("vis", "fake_ir", "rec_vis", "ir", "fake_vis", "rec_ir")]
     if args.paired_vis:

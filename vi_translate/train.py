@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from reid.checkpoint import require_state
+from reid.checkpoint import CheckpointError, require_state
 from reid.config import config_to_dict, save_config
 from reid.data import Record, open_dataset, read_image
 from reid.data.io import raise_image_errors
@@ -48,6 +48,7 @@ RESUME_RULE = ", and train.epochs and train.epochs_decay while the learning rate
 RUN_FILES = ("checkpoints", "metrics.jsonl", "samples", "loss_curves.png", TENSORBOARD_DIR,
              "config.yaml")  # what fresh moves aside
 SAMPLES_TAG = "samples"  # the TensorBoard tag of the sample grids
+NCE_SEED_OFFSET = 3  # the patch generator's seed is runtime.seed + 3 (the pools' are + 1 and + 2)
 
 
 class TrainingDiverged(RuntimeError):
@@ -117,16 +118,21 @@ class _Trainer:
         self.channels_last = use_channels_last(self.device, config.runtime.channels_last)
         seed_everything(config.runtime.seed)
         self.vis, self.ir = _training_images(config, context)
-        self.nets = build_nets(config.model, config.image.ir_channels)
+        nce = config.train.lambda_nce > 0
+        self.nets = build_nets(config.model, config.image.ir_channels, config.train.nce_layers if nce else None)
         for module in self.nets.modules().values():
             to_memory_format(module.to(self.device), self.channels_last)
         pool_generators = {m: make_generator(config.runtime.seed + offset) for offset, m in enumerate(("vis", "ir"), 1)}
-        self.tools = StepTools.build(self.nets, config.train, config.image.ir_channels, pool_generators)
+        # PatchNCE's patch locations: a generator of their own, seeded from the run's seed, saved in checkpoints
+        nce_generator = make_generator(config.runtime.seed + NCE_SEED_OFFSET) if nce else None
+        self.tools = StepTools.build(self.nets, config.train, config.image.ir_channels, pool_generators, nce_generator)
         self.tools.autocast = autocast(self.device, config.runtime.bf16)
         self.tools.distributed = context.enabled
         decay = linear_decay(config.train.epochs, config.train.epochs_decay)
         self.schedulers = {"g": torch.optim.lr_scheduler.LambdaLR(self.tools.optimizer_g, decay),
                            "d": torch.optim.lr_scheduler.LambdaLR(self.tools.optimizer_d, decay)}
+        if self.tools.optimizer_heads is not None:  # CUT schedules its optimizer_F as the others
+            self.schedulers["heads"] = torch.optim.lr_scheduler.LambdaLR(self.tools.optimizer_heads, decay)
         self.position = Position()
         self.last_checkpoint: Path | None = None
         self.last_checkpoint_step: int | None = None
@@ -230,11 +236,16 @@ class _Trainer:
     # ------------------------------------------------------------------ checkpoints and pictures
 
     def _state(self) -> dict:
-        return {"nets": {name: module.state_dict() for name, module in self.nets.modules().items()},
-                "optimizer_g": self.tools.optimizer_g.state_dict(), "optimizer_d": self.tools.optimizer_d.state_dict(),
-                "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
-                "pools": {name: pool.state_dict() for name, pool in self.tools.pools.items()},
-                "rng": capture_rng_state(), "position": asdict(self.position)}
+        """nets (with PatchNCE also heads_vis2ir, heads_ir2vis), optimizer_g, optimizer_d (and optimizer_heads),
+        schedulers (g, d, and heads), pools, nce_generator (with PatchNCE: the patch generator's state), rng,
+        position."""
+        state = {"nets": {name: module.state_dict() for name, module in self.nets.modules().items()}}
+        state |= {name: optimizer.state_dict() for name, optimizer in self.tools.optimizers().items()}
+        state |= {"schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+                  "pools": {name: pool.state_dict() for name, pool in self.tools.pools.items()}}
+        if self.tools.nce_generator is not None:
+            state["nce_generator"] = self.tools.nce_generator.get_state()
+        return state | {"rng": capture_rng_state(), "position": asdict(self.position)}
 
     def _save_checkpoint(self) -> None:
         if self.context.is_main:
@@ -260,12 +271,17 @@ class _Trainer:
                      checkpoint=path, run_dir=self.paths.root, run_files=RUN_FILES, safe=RESUME_SAFE,
                      rule=RESUME_RULE)
         load_nets_state(self.nets, checkpoint, path)
-        self.tools.optimizer_g.load_state_dict(require_state(checkpoint, "optimizer_g", path))
-        self.tools.optimizer_d.load_state_dict(require_state(checkpoint, "optimizer_d", path))
-        for name, state in require_state(checkpoint, "schedulers", path).items():
-            self.schedulers[name].load_state_dict(state)
+        for name, optimizer in self.tools.optimizers().items():
+            optimizer.load_state_dict(require_state(checkpoint, name, path))
+        schedulers = require_state(checkpoint, "schedulers", path)
+        for name, scheduler in self.schedulers.items():
+            if name not in schedulers:
+                raise CheckpointError(f"{path}: checkpoint has no state for the {name!r} scheduler")
+            scheduler.load_state_dict(schedulers[name])
         for name, state in require_state(checkpoint, "pools", path).items():
             self.tools.pools[name].load_state_dict(state)
+        if self.tools.nce_generator is not None:
+            self.tools.nce_generator.set_state(require_state(checkpoint, "nce_generator", path))
         restore_rng_state(require_state(checkpoint, "rng", path))
         self.position = position
         self.last_checkpoint, self.last_checkpoint_step = path, self.position.step

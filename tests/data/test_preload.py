@@ -54,5 +54,5 @@ def test_open_dataset_refuses_a_synthetic_tree_of_other_options(tree):
 
 def test_a_tree_of_an_older_generator_version_is_refused(tmp_path):
     (tmp_path / "synthetic.json").write_text('{"version": 1, "num_ids": 60, "complete": true}')
-    with pytest.raises(ValueError, match="version: 1 there, 2 asked"):
+    with pytest.raises(ValueError, match="version: 1 there, 3 asked"):
         open_dataset(DataConfig(name="synthetic", root=str(tmp_path)))

@@ -318,3 +318,17 @@ def test_the_start_and_the_random_start_rows(tmp_path, data_root, monkeypatch):
     history = results["epochs"]["start"]["seed_0"]
     assert [(r["epoch"], r["stage"]) for r in history] == [(0, "start")]
     assert "| *start* |" in (run / "results.md").read_text()
+
+
+def test_the_views_recipe_sets_the_view_terms_and_joint_s_mixed_clustering(tmp_path):
+    config = load_config(ExperimentConfig, DEMO.with_name("demo_views.yaml"))
+    assert config.data.evaluate_on == "val"  # a recipe measured on the val ids
+    oracle, joint = (flatten(runner.recipe(config, variant, tmp_path)) for variant in ("oracle", "joint"))
+    assert (oracle["method.options.view_weight"], oracle["method.options.cross_view_weight"]) == (0.1, 0.0)
+    assert {key: joint[key] for key in ("method.options.view_weight", "method.options.cross_view_weight",
+                                        "method.options.mixed_k1", "method.options.mixed_k2",
+                                        "method.options.balanced", "cluster.unify", "cluster.center")} == {
+        "method.options.view_weight": 0.1, "method.options.cross_view_weight": 0.0, "method.options.mixed_k1": 20,
+        "method.options.mixed_k2": 6, "method.options.balanced": True, "cluster.unify": "mean", "cluster.center": True}
+    assert differences(config, "oracle_labels_only", "oracle", tmp_path) == {
+        "translated", "method.options.view_weight", "method.options.cross_view_weight"}

@@ -24,7 +24,8 @@ from reid.models import build_model, save_model_checkpoint
 from vi_translate.checkpoint import load_translator
 from vi_translate.config import ImageConfig, TranslatorConfig
 from vi_translate.evaluate import (KID_KEYS, add_parser, evaluate_cycle, evaluate_dataset, evaluate_kid,
-                                   evaluate_paired, evenly_spaced, find_pairs, run, split_records)
+                                   evaluate_paired, evaluate_pairs, evenly_spaced, find_pairs, run, split_pairs,
+                                   split_records)
 from vi_translate.extractors import reid_extractor, torchvision_extractor
 from vi_translate.losses import match_channels
 
@@ -390,6 +391,84 @@ def test_paired_folders_without_common_names_name_both_folders(tmp_path):
         Image.new("RGB", (16, 32)).save(tmp_path / folder / name)
     with pytest.raises(ValueError, match=r"no registered pairs.*vis.*x.*ir.*y"):
         find_pairs(tmp_path / "vis", tmp_path / "ir")
+
+
+# ---------------------------------------------------------------------------------------------- ground-truth pairs
+
+
+def split_ids(root: Path, split: str) -> set[int]:
+    line = (root / "exp" / f"{split}_id.txt").read_text().strip()
+    return {int(token) for token in line.split(",")} if line else set()
+
+
+def test_split_pairs_are_the_pairs_of_the_split_s_ids(setup):
+    root = setup.root
+    for split in ("val", "test"):
+        ids = split_ids(root, split)
+        pairs = split_pairs(root, split)
+        images = sorted(p for pid in ids for p in root.glob(f"cam*/{pid:04d}/*.jpg"))
+        assert ids and len(pairs) == len(images)
+        assert [(vis.name, ir.name) for vis, ir in pairs] == sorted(
+            (f"{p.parts[-3]}_{p.parts[-2]}_{p.name}",) * 2 for p in images)
+        assert all(vis.parent == root / "paired" / "vis" and ir.parent == root / "paired" / "ir" for vis, ir in pairs)
+    assert split_pairs(root, "train") == []
+    with pytest.raises(ValueError, match="split must be"):
+        split_pairs(root, "gallery")
+
+
+def test_evaluate_pairs_baselines_match_numpy_on_one_pair(tmp_path):
+    """The trivial predictions: the visible image's luma as infrared, the infrared image's channel mean as visible."""
+    vis = write_random_images(tmp_path / "vis", ["a"], "RGB", seed=5)
+    ir = write_random_images(tmp_path / "ir", ["a"], "RGB", seed=6)  # three unequal channels: the mean matters
+    config = TranslatorConfig(image=ImageConfig(load_height=36, load_width=18, crop_height=32, crop_width=16,
+                                                ir_channels=3))
+    nets = SimpleNamespace(g_vis2ir=Convert(1), g_ir2vis=Convert(3))
+    results, _ = evaluate_pairs(nets, config, [(vis[0], ir[0])], "cpu", baselines=True)
+    vis_image, ir_image = read_all(vis, "RGB"), read_all(ir, "RGB")
+    luma = np.repeat(0.299 * vis_image[:, :1] + 0.587 * vis_image[:, 1:2] + 0.114 * vis_image[:, 2:], 3, axis=1)
+    grey = np.repeat(ir_image.mean(1, keepdims=True), 3, axis=1)
+    baselines = results["baselines"]
+    assert_scores_match(baselines["vis2ir"], reference.scores(luma, ir_image))
+    assert_scores_match(baselines["ir2vis"], reference.scores(grey, vis_image))
+    assert baselines["vis2ir"]["l1"] == pytest.approx(np.abs(luma - ir_image).mean(), rel=1e-5)
+    assert "luma" in baselines["vis2ir"]["prediction"] and "grey" in baselines["ir2vis"]["prediction"]
+    assert "baselines" not in evaluate_pairs(nets, config, [(vis[0], ir[0])], "cpu")[0]
+
+
+def test_dataset_command_reports_ground_truth_pairs_and_baselines(setup, tmp_path, one_torch_thread):
+    """--split val / test of a tree with paired/: every image of the split's ids is a pair, scored for the
+    checkpoint's generators and the trivial baselines (numpy on the files read with PIL); --split train: none."""
+    nets, _ = load_translator(setup.checkpoint, "cpu")
+    for split in ("val", "test"):
+        out = tmp_path / split
+        code, printed = run(parse(["--checkpoint", str(setup.checkpoint), "--dataset", "synthetic", "--root",
+                                   str(setup.root), "--split", split, "--extractor", f"reid:{setup.reid_checkpoint}",
+                                   "--kid-subset-size", "2", "--kid-subsets", "2", "--device", "cpu", "--out",
+                                   str(out)]))
+        assert code == 0
+        results = json.loads((out / "translator_eval.json").read_text())
+        truth = results["ground_truth"]
+        images = sorted(p for pid in split_ids(setup.root, split) for p in setup.root.glob(f"cam*/{pid:04d}/*.jpg"))
+        assert results["dataset"]["split"] == split and sum(results["dataset"]["images_found"].values()) == len(images)
+        assert truth["split"] == split and truth["pairs"] == truth["pairs_found"] == len(images) > 0
+        pairs = split_pairs(setup.root, split)
+        vis, ir = read_all([v for v, _ in pairs], "RGB"), read_all([i for _, i in pairs], "RGB")
+        assert_scores_match(truth["vis2ir"], reference.scores(net_outputs(nets.g_vis2ir, vis), ir))
+        assert_scores_match(truth["ir2vis"], reference.scores(net_outputs(nets.g_ir2vis, ir), vis))
+        assert_scores_match(truth["baselines"]["vis2ir"], reference.scores(reference.luma(vis), ir))
+        assert_scores_match(truth["baselines"]["ir2vis"],
+                            reference.scores(np.repeat(ir.mean(1, keepdims=True), 3, axis=1), vis))
+        assert f"ground truth: {len(images)} pairs of the {split} ids" in printed
+        assert "baseline: visible luma" in printed and "baseline: infrared grey" in printed
+        assert "cycle vis -> ir -> vis" in printed  # next to the unpaired figures
+    out = tmp_path / "train"
+    code, printed = run(parse(["--checkpoint", str(setup.checkpoint), "--dataset", "synthetic", "--root",
+                               str(setup.root), "--split", "train", "--extractor", f"reid:{setup.reid_checkpoint}",
+                               "--max-images", "4", "--kid-subset-size", "2", "--kid-subsets", "2", "--device", "cpu",
+                               "--out", str(out)]))
+    truth = json.loads((out / "translator_eval.json").read_text())["ground_truth"]
+    assert code == 0 and truth["pairs"] == 0 and "val and test ids only" in truth["note"]
+    assert "no ground-truth pairs for the train split" in printed
 
 
 def test_reid_extractor_command_and_modality(setup, tmp_path):

@@ -1,7 +1,8 @@
 """From geometry to pixels: per-camera material palettes (colours for visible cameras, temperatures
 and emissivities for infrared ones), compositing over the background, and the sensor model (blur,
 gain, noise, quantisation). Both modalities read the same `BodyGeometry`, so they differ only in the
-values given to each material and in the camera model."""
+values given to each material and in the camera model. `render_counterpart` renders an image's other
+modality (same person, view, geometry and scene) through the camera's counterpart camera."""
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ import numpy as np
 
 from .body import MATERIALS, BodyGeometry, body_geometry
 from .identity import PersonIdentity, PersonView, luminance
-from .scene import CameraSpec, _camera, scene_background
+from .scene import CameraSpec, _camera, counterpart_camera, scene_background
 from .seeds import _TAG_FIXED_PATTERN
 
 
@@ -115,7 +116,11 @@ def _sensor(image: np.ndarray, camera: CameraSpec, view: PersonView, rng: np.ran
 
 def _render(identity: PersonIdentity, view: PersonView, camera: CameraSpec, height: int, width: int,
             geometry: BodyGeometry | None) -> np.ndarray:
-    """[H, W, 3] uint8 image of `identity` seen by `camera`, in the camera's modality."""
+    """[H, W, 3] uint8 image of `identity` seen by `camera`, in the camera's modality.
+
+    One random stream, seeded by `view.noise_seed`, draws the background textures and then the sensor noise:
+    cameras with the same band textures (a camera and its counterpart) get the same background texture field.
+    """
     geometry = geometry if geometry is not None else body_geometry(identity, view, height, width)
     palette = visible_palette(identity, camera) if camera.modality == "vis" else infrared_palette(identity, camera)
     rng = np.random.default_rng(view.noise_seed)
@@ -139,3 +144,11 @@ def render_infrared(identity: PersonIdentity, view: PersonView, camera: int, hei
 def render_image(identity: PersonIdentity, view: PersonView, camera: int, height: int, width: int) -> np.ndarray:
     """[H, W, 3] uint8 image from any SYSU-MM01 camera 1..6, in that camera's modality."""
     return _render(identity, view, _camera(camera), height, width, None)
+
+
+def render_counterpart(identity: PersonIdentity, view: PersonView, camera: int, height: int, width: int,
+                       geometry: BodyGeometry | None = None) -> np.ndarray:
+    """[H, W, 3] uint8: the image `render_image(identity, view, camera, ...)` in the other modality, for evaluation
+    only: same person, view and geometry, the same scene bands and texture field, seen by
+    `counterpart_camera(camera)` (infrared, three equal channels, for a visible camera; colour for an infrared one)."""
+    return _render(identity, view, counterpart_camera(camera), height, width, geometry)

@@ -1,14 +1,15 @@
-"""The six SYSU-MM01 cameras (`CameraSpec`, `CAMERAS`) and their textured backgrounds
-(`scene_background`)."""
+"""The six SYSU-MM01 cameras (`CameraSpec`, `CAMERAS`), the counterpart camera of each (`counterpart_camera`:
+the same scene seen in the other modality, for the evaluation-only registered pairs) and their textured
+backgrounds (`scene_background`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
-from .identity import PersonView
+from .identity import PersonView, luminance
 from .shapes import _unit
 
 
@@ -31,6 +32,8 @@ class SceneBand:
 class CameraSpec:
     """One camera: modality, scene and sensor model.
 
+    camid: the SYSU-MM01 camera number; in a counterpart camera (`counterpart_camera`), the camera whose
+    sensor it borrows (and so whose fixed column pattern).
     gain: per-channel gain (white balance x brightness; one value for infrared), applied with `offset`
     after compositing. noise: gaussian sigma; column_noise: sigma of the camera's fixed vertical pattern.
     blur: base gaussian sigma in pixels. shading: how much a part darkens towards its outline.
@@ -86,6 +89,64 @@ def _camera(camid: int, modality: str | None = None) -> CameraSpec:
         kind = {"vis": "a visible ", "ir": "an infrared "}.get(modality, "a ")
         raise ValueError(f"camera must be {kind}SYSU-MM01 camera, one of {cameras}, got {camid!r}")
     return CAMERAS[camid]
+
+
+# ------------------------------------------------------------------------------------------- counterpart cameras
+#
+# The counterpart of a camera sees the same scene (band positions, textures and their contrast, drawn from the same
+# random stream) in the other modality, through the sensor of a real camera of that modality in the same setting:
+#
+# - infrared counterpart of a visible camera (1, 2 indoor; 4, 5 outdoor): that camera's bands, each grey level the
+#   ITU-R 601 luminance of the band colour (the rule the garments' infrared grey follows) times the setting's
+#   background scale (below); the occluder likewise; gain, offset, noise, column noise, blur and shading of the
+#   infrared camera of the setting (cam 3 indoor, cam 6 outdoor).
+# - visible counterpart of an infrared camera (3, 6): its bands, coloured as the bands of the visible camera whose
+#   layout it mirrors (cam 3 ~ cam 1: panels over tiles, horizon at 0.62; cam 6 ~ cam 4: sky, foliage, tiles at
+#   0.25 / 0.55), the occluder in that camera's colour, and that camera's sensor (gain, offset, noise, blur, shading).
+#
+# Background scale of a setting: mean band grey of its infrared camera over mean band luminance of the visible camera
+# that camera mirrors (indoor 0.16 / 0.586 = 0.27, outdoor 0.107 / 0.589 = 0.18). The near-infrared illuminator
+# lights the person more than the scene behind, so backgrounds stay as dark as the real infrared cameras show them,
+# while their brightness order still follows the visible colours.
+
+INFRARED_CAMERA_OF_SETTING = {False: 3, True: 6}  # CameraSpec.outdoor -> the infrared camera of that setting
+MIRRORED_VISIBLE_CAMERA = {3: 1, 6: 4}  # infrared camera -> the visible camera whose scene layout it shares
+
+
+def _setting_grey_scale(outdoor: bool) -> float:
+    """Infrared grey per unit of visible luminance of a setting's backgrounds (see the note above)."""
+    infrared = CAMERAS[INFRARED_CAMERA_OF_SETTING[outdoor]]
+    visible = CAMERAS[MIRRORED_VISIBLE_CAMERA[infrared.camid]]
+    grey = np.mean([band.value[0] for band in infrared.bands])
+    return float(grey / np.mean([luminance(band.value) for band in visible.bands]))
+
+
+def _sensor_settings(camera: CameraSpec) -> dict:
+    """The sensor fields of `camera` (those a counterpart borrows), with its camid and modality."""
+    return dict(camid=camera.camid, modality=camera.modality, gain=camera.gain, offset=camera.offset,
+                noise=camera.noise, column_noise=camera.column_noise, blur=camera.blur, shading=camera.shading)
+
+
+@lru_cache(maxsize=None)
+def counterpart_camera(camid: int) -> CameraSpec:
+    """The camera that sees camera `camid`'s scene in the other modality (see the note above): for a visible
+    camera an infrared one with the same bands in grey and the sensor of the setting's infrared camera; for an
+    infrared camera a visible one with the same bands coloured as, and the sensor of, the visible camera it
+    mirrors. ValueError for an unknown camera."""
+    camera = _camera(camid)
+    if camera.modality == "vis":
+        scale = _setting_grey_scale(camera.outdoor)
+        grey = lambda rgb: (round(scale * luminance(rgb), 6),)  # noqa: E731
+        sensor = CAMERAS[INFRARED_CAMERA_OF_SETTING[camera.outdoor]]
+        bands = tuple(replace(band, value=grey(band.value)) for band in camera.bands)
+        occluder = grey(camera.occluder)
+    else:
+        sensor = CAMERAS[MIRRORED_VISIBLE_CAMERA[camid]]
+        if [(b.bottom, b.texture) for b in camera.bands] != [(b.bottom, b.texture) for b in sensor.bands]:
+            raise AssertionError(f"camera {camid} no longer mirrors the layout of camera {sensor.camid}")
+        bands = tuple(replace(band, value=colour.value) for band, colour in zip(camera.bands, sensor.bands))
+        occluder = sensor.occluder
+    return CameraSpec(outdoor=camera.outdoor, bands=bands, occluder=occluder, **_sensor_settings(sensor))
 
 
 @lru_cache(maxsize=64)
