@@ -224,31 +224,30 @@ def test_a_version_2_tree_is_upgraded_in_place_keeping_its_images(tree, tmp_path
     assert json.loads((old / "synthetic.json").read_text()) == {**recorded, "complete": True}
 
 
-def test_a_version_2_tree_of_other_parameters_is_refused(tree, tmp_path):
-    root, _ = tree
+def marker_only_tree(tmp_path, recorded: dict, **changes) -> Path:
+    """A folder holding only a synthetic.json: `recorded` with `changes`."""
     old = tmp_path / "old"
     old.mkdir()
-    recorded = json.loads((root / "synthetic.json").read_text())
-    (old / "synthetic.json").write_text(json.dumps({**recorded, "version": 2, "seed": recorded["seed"] + 1}))
+    (old / "synthetic.json").write_text(json.dumps({**recorded, **changes}))
+    return old
+
+
+def test_a_version_2_tree_of_other_parameters_is_refused(tree, tmp_path):
+    recorded = json.loads((tree[0] / "synthetic.json").read_text())
+    old = marker_only_tree(tmp_path, recorded, version=2, seed=recorded["seed"] + 1)
     with pytest.raises(ValueError, match=r"synthetic\.json.*version: 2 there, 3 asked.*seed.*delete this one"):
         make_synthetic_sysu(old, **TINY)
 
 
 def test_a_version_1_tree_is_refused(tree, tmp_path):
-    root, _ = tree
-    old = tmp_path / "old"
-    old.mkdir()
-    recorded = json.loads((root / "synthetic.json").read_text())
-    (old / "synthetic.json").write_text(json.dumps({**recorded, "version": 1}))
+    recorded = json.loads((tree[0] / "synthetic.json").read_text())
+    old = marker_only_tree(tmp_path, recorded, version=1)
     with pytest.raises(ValueError, match=r"synthetic\.json.*version: 1 there, 3 asked.*delete this one"):
         make_synthetic_sysu(old, **TINY)
 
 
 def test_a_version_2_tree_given_to_a_trainer_names_the_upgrade(tree, tmp_path):
-    root, _ = tree
-    old = tmp_path / "old"
-    old.mkdir()
-    recorded = json.loads((root / "synthetic.json").read_text())
-    (old / "synthetic.json").write_text(json.dumps({**recorded, "version": 2}))
+    recorded = json.loads((tree[0] / "synthetic.json").read_text())
+    old = marker_only_tree(tmp_path, recorded, version=2)
     with pytest.raises(ValueError, match=r"generator version 2 .*upgrade it in place with `vireid data synth --root"):
         check_synthetic_options(old, {"seed": recorded["seed"], "num_ids": recorded["num_ids"]})
