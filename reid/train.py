@@ -309,11 +309,14 @@ class _Run:
             step.view_features, step.view_rows = features[len(images):], batch["view_rows"]
         if objective.uses_teacher:
             step.teacher_features = self._teacher_features(images, is_ir)
+        everyone = self._gathered(step)  # what the memory updates read
+        if self.config.train.memory_update == "in_backward":
+            step.update_batch = everyone
         terms = objective.loss(step)
         self.optimizer.zero_grad(set_to_none=True)
         sum(terms.values()).backward()
         self.optimizer.step()
-        objective.update(self._gathered(step))
+        objective.update(everyone)
         return {name: float(value.item()) for name, value in terms.items()}
 
     @torch.no_grad()

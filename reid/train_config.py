@@ -9,6 +9,7 @@ from .config import ConfigError, DataConfig, ModelConfig, RuntimeConfig, check_c
 
 UNIFY = ("vis", "ir", "both", "mean")
 NEED_NUM_CLUSTERS = ("kmeans", "spectral")  # the clusterers that take a number of clusters
+MEMORY_UPDATES = ("after_step", "in_backward")  # train.memory_update
 
 
 @dataclass
@@ -123,9 +124,14 @@ class ReIDTrainConfig:
     max_epochs: Optional[int] = None  # stop after this many epochs in all (quick runs; rerun without it to go on)
     preload_images: bool = False  # decode + resize every training image (and view) once, keep them in memory
     # (N x 3 x H x W bytes) and augment whole batches (as augment.on_device): small datasets, small networks
+    memory_update: str = "after_step"  # where one memory serves two loss terms, which prototypes each term's
+    # gradient reads: "after_step" those of the step's start (the memories update after the optimiser step);
+    # "in_backward" the released code's (memories updated inside the backward, a term's gradient reading what the
+    # terms the backward ran before it moved: reid.methods.parts). The memories end each step equal either way.
 
     def __post_init__(self) -> None:
         check_positive("train", self, ("iterations", "num_identities", "num_instances"))
+        check_choice("train.memory_update", self.memory_update, MEMORY_UPDATES)
         if self.vis_identities is not None:
             check_positive("train", self, ("vis_identities",))
         for name, stage in self.stages.items():

@@ -161,6 +161,23 @@ def test_resume_reaches_the_uninterrupted_weights(data, tmp_path, stop, method):
     assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
 
 
+def test_resume_inside_a_stage_continues_its_learning_rate_schedule(data, tmp_path):
+    """A stage of 3 epochs with step size 2: the rate drops after its second epoch (metrics.jsonl logs the rate
+    after each epoch's scheduler step). Stopped after the first epoch and resumed, the run must step the restored
+    schedule (a fresh one would drop an epoch late)."""
+    root, _ = data
+    stages = {"intra": {"epochs": 3, "lr": 1e-3, "step_size": 2, "gamma": 0.1}, "cross": {"epochs": 0},
+              "method": "cluster_contrast"}
+    straight = train_reid(build(tiny_reid_config(root, None, tmp_path / "straight", **stages), tmp_path / "a.yaml"))
+    train_reid(build(tiny_reid_config(root, None, tmp_path / "split", max_epochs=1, **stages), tmp_path / "b.yaml"))
+    resumed = train_reid(build(tiny_reid_config(root, None, tmp_path / "split", **stages), tmp_path / "c.yaml"))
+    for out in ("straight", "split"):
+        assert [line["lr"] for line in history(tmp_path / out)] == pytest.approx([1e-3, 1e-4, 1e-4])
+    a, b = load_checkpoint(straight)["state"], load_checkpoint(resumed)["state"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["scheduler"] == b["scheduler"]
+
+
 @pytest.mark.parametrize("method", ["cluster_contrast", "adca", "pgm", "pclhd"])
 def test_the_field_s_methods_run_without_translated_views(data, tmp_path, method):
     root, _ = data

@@ -14,6 +14,7 @@ weights the OLD prototype (0.1 = mostly the new feature).
 """
 from __future__ import annotations
 
+import copy
 from typing import Mapping
 
 import torch
@@ -82,14 +83,25 @@ class PrototypeMemory:
         centroids = F.normalize(cluster_means(features, labels, self.num_clusters), dim=1)
         return centroids.repeat(self.rows_per_cluster, 1)
 
-    def logits(self, features: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
-        """normalize(features [B, D]) @ prototypes[rows].T / temperature -> [B, R'] float32, graph to features."""
+    def logits(self, features: torch.Tensor, gradient_prototypes: torch.Tensor | None = None) -> torch.Tensor:
+        """normalize(features [B, D]) @ prototypes.T / temperature -> [B, R] float32, graph to features.
+
+        gradient_prototypes [R, D]: the prototypes the gradient to the features is taken against, where they differ
+        from those of the value (the references' memories, updated inside the backward of an earlier term:
+        `reid.methods.parts.prototypes_in_backward`); None: the same."""
         self._check_features(features)
         with torch.autocast(device_type=features.device.type, enabled=False):
             inputs = F.normalize(features.float(), dim=1)
-            return inputs @ self.prototypes[rows].to(features.device).t() / self.temperature
+            prototypes = self.prototypes.to(features.device)
+            if gradient_prototypes is None:
+                return inputs @ prototypes.t() / self.temperature
+            return _ProductWithOtherGradient.apply(inputs, prototypes, gradient_prototypes.to(features.device)) \
+                / self.temperature
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, features: torch.Tensor, labels: torch.Tensor, *,
+             gradient_prototypes: torch.Tensor | None = None) -> torch.Tensor:
+        """The memory's loss of features [B, D] against labels [B] (-1 rows ignored); scalar, graph to features only.
+        gradient_prototypes: as `logits`."""
         raise NotImplementedError
 
     def checked_labels(self, features: torch.Tensor, labels) -> torch.Tensor:
@@ -116,6 +128,12 @@ class PrototypeMemory:
         mixed = self.momentum * self.prototypes[rows] + (1.0 - self.momentum) * features
         self.prototypes[rows] = F.normalize(mixed, dim=1)
 
+    def clone(self):
+        """An independent copy (prototypes cloned): what an update would do, tried without touching this memory."""
+        copied = copy.copy(self)
+        copied.prototypes = self.prototypes.clone()
+        return copied
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """{"prototypes": [R, D] float32}: tensors only, safe for torch.load(weights_only=True)."""
         return {"prototypes": self.prototypes.detach().clone()}
@@ -140,6 +158,21 @@ class PrototypeMemory:
         if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[1] != self.num_features:
             shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
             raise ValueError(f"features must be [B, {self.num_features}], got {shape}")
+
+
+class _ProductWithOtherGradient(torch.autograd.Function):
+    """inputs [B, D] @ prototypes [R, D].T whose gradient to the inputs is grad [B, R] @ gradient_prototypes [R, D]
+    (the references' `CM.backward`: `grad_outputs.mm(ctx.features)` after earlier backwards moved the features)."""
+
+    @staticmethod
+    def forward(ctx, inputs: torch.Tensor, prototypes: torch.Tensor, gradient_prototypes: torch.Tensor):
+        ctx.save_for_backward(gradient_prototypes)
+        return inputs @ prototypes.t()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (gradient_prototypes,) = ctx.saved_tensors
+        return grad @ gradient_prototypes, None, None
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -14,9 +14,10 @@ from .base import PrototypeMemory, cross_entropy, occurrence_rounds
 class ClusterMemory(PrototypeMemory):
     """One prototype per cluster: prototypes [C, D]."""
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, features: torch.Tensor, labels: torch.Tensor, *,
+             gradient_prototypes: torch.Tensor | None = None) -> torch.Tensor:
         """ClusterNCE of features [B, D] against labels [B] (-1 rows ignored); scalar, graph to features only."""
-        return cross_entropy(self.logits(features), self.checked_labels(features, labels))
+        return cross_entropy(self.logits(features, gradient_prototypes), self.checked_labels(features, labels))
 
     def _update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Per-instance momentum updates in batch order: round r updates every label's r-th row at once (rows of

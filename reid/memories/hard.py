@@ -15,9 +15,10 @@ from .base import argmin_per_label, cross_entropy, PrototypeMemory
 class HardClusterMemory(PrototypeMemory):
     """One prototype per cluster, moved towards the cluster's hardest batch member: prototypes [C, D]."""
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, features: torch.Tensor, labels: torch.Tensor, *,
+             gradient_prototypes: torch.Tensor | None = None) -> torch.Tensor:
         """ClusterNCE of features [B, D] against labels [B] (-1 rows ignored); scalar, graph to features only."""
-        return cross_entropy(self.logits(features), self.checked_labels(features, labels))
+        return cross_entropy(self.logits(features, gradient_prototypes), self.checked_labels(features, labels))
 
     def _update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         similarity = (features * self.prototypes[labels]).sum(dim=1)

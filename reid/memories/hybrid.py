@@ -34,10 +34,11 @@ class HybridMemory(PrototypeMemory):
     def hard(self) -> torch.Tensor:
         return self.prototypes[self.num_clusters:]
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, features: torch.Tensor, labels: torch.Tensor, *,
+             gradient_prototypes: torch.Tensor | None = None) -> torch.Tensor:
         """0.5 * (CE(hard) + relu(CE(centroid) - margin)) of features [B, D] against labels [B]; scalar."""
         labels = self.checked_labels(features, labels)
-        logits = self.logits(features)
+        logits = self.logits(features, gradient_prototypes)
         centroid, hard = logits[:, :self.num_clusters], logits[:, self.num_clusters:]
         return 0.5 * (cross_entropy(hard, labels) + F.relu(cross_entropy(centroid, labels) - self.margin))
 

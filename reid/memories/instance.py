@@ -38,15 +38,24 @@ class InstanceMemory(PrototypeMemory):
     def instances(self) -> torch.Tensor:
         return self.prototypes.view(self.num_instances, self.num_clusters, self.num_features)
 
+    def clone(self):
+        """An independent copy; its generator a copy of this one's state (trying an update draws nothing here)."""
+        copied = super().clone()
+        if self.generator is not None:
+            copied.generator = torch.Generator(device=self.generator.device)
+            copied.generator.set_state(self.generator.get_state())
+        return copied
+
     def _initial_prototypes(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         rows = torch.stack([self._draw(torch.nonzero(labels == c).squeeze(1), replace=True)
                             for c in range(self.num_clusters)], dim=1)  # [K, C]
         return F.normalize(features[rows.reshape(-1)], dim=1)
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, features: torch.Tensor, labels: torch.Tensor, *,
+             gradient_prototypes: torch.Tensor | None = None) -> torch.Tensor:
         """Hardest-positive / hardest-negative instance contrast of features [B, D] against labels [B]; scalar."""
         labels = self.checked_labels(features, labels)
-        logits = self.logits(features).view(-1, self.num_instances, self.num_clusters)  # [B, K, C]
+        logits = self.logits(features, gradient_prototypes).view(-1, self.num_instances, self.num_clusters)  # [B, K, C]
         positives, negatives = logits.min(dim=1).values, logits.max(dim=1).values
         own = F.one_hot(labels.clamp_min(0).to(logits.device), self.num_clusters).bool()
         return cross_entropy(torch.where(own, positives, negatives), labels)

@@ -67,7 +67,7 @@ class StepBatch:
     features: [B, D] L2-normalised (graph to the model); labels: [B] in the pass's label space (-1 never drawn);
     is_ir: [B] the stem each row went through; view_features: [V, D] the translated views' features and view_rows
     [V] the row of `features` each belongs to (when the pass trains on views); teacher_features: [B, D] the
-    teacher's features of the same inputs, no graph (when the objective asks for them).
+    teacher's features of the same inputs, no graph (when the objective asks for them); update_batch: below.
     """
 
     features: torch.Tensor
@@ -76,6 +76,9 @@ class StepBatch:
     view_features: torch.Tensor | None = None
     view_rows: torch.Tensor | None = None
     teacher_features: torch.Tensor | None = None
+    update_batch: StepBatch | None = None  # train.memory_update "in_backward": the detached batch of every rank the
+    # memory updates read, so that each memory term's gradient reads the prototypes the references' backward has
+    # moved by then (reid.methods.parts.prototypes_in_backward); None: every gradient against the step's prototypes
 
     def of_modality(self, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(features [b, D], labels [b]) of the rows of one modality."""

@@ -3,7 +3,14 @@
 Update order: where one memory is updated by two terms of a step, the references update it inside autograd's
 backward, which runs the terms in reverse order of creation (later terms first; checked with the references'
 autograd functions on the CPU). Their cross-modal term is created after the intra-modality ones, so its update
-comes first: `CrossModalObjective.update` keeps that order.
+comes first. A `MemoryObjective` lists its terms in the references' order of creation (`memory_terms`) and updates
+them in reverse after the optimiser step.
+
+Gradients (`train.memory_update`): "after_step" (default) takes every term's gradient against the prototypes of
+the step's start. "in_backward" is the references' rule: a term's gradient reads the prototypes as the backward of
+the terms created after it left them (`prototypes_in_backward`), e.g. PGM's intra-modality term against a memory
+its cross-modal term already moved (PGM clustercontrast/models/cm.py:20-33 with trainers.py:76-103; PCLHD
+cm.py:52-79, trainers.py:150-184, 202-209). The memories end the step equal under both rules.
 """
 from __future__ import annotations
 
@@ -66,23 +73,73 @@ def modality_centroids(features: torch.Tensor, labels: np.ndarray) -> torch.Tens
     return sums / torch.bincount(labels_t[keep], minlength=num).clamp_min(1).unsqueeze(1)
 
 
-class IntraModalityObjective(Objective):
-    """Each modality against its own memory: terms "vis" and "ir" (the references' loss_rgb + loss_ir)."""
+@dataclass
+class MemoryTerm:
+    """One memory loss of a step: `weight` x memory.loss(features [b, D], labels [b]), added to the loss term `name`;
+    the memory's update after the step reads the same features and labels."""
+
+    name: str
+    memory: PrototypeMemory
+    features: torch.Tensor
+    labels: torch.Tensor
+    weight: float = 1.0
+
+
+def prototypes_in_backward(terms: list[MemoryTerm], update_terms: list[MemoryTerm]) -> list[torch.Tensor | None]:
+    """Per term (in order of creation), the prototypes [R, D] its gradient reads when every memory updates inside
+    autograd's backward, as the references' do: the backward runs the terms in reverse order of creation, each
+    taking its gradient against its memory as the terms run before it left it, then updating it. `update_terms`:
+    the same terms over the batch the updates read (every rank's, detached). None: the memory's current prototypes
+    (no later term moved it). Updates are tried on copies; the memories are not touched."""
+    seen: list[torch.Tensor | None] = [None] * len(terms)
+    moved: dict[int, PrototypeMemory] = {}  # id(memory) -> a copy after the updates run so far
+    for index in reversed(range(len(terms))):
+        memory = terms[index].memory
+        if id(memory) in moved:
+            seen[index] = moved[id(memory)].prototypes
+        if any(earlier.memory is memory for earlier in terms[:index]):  # an earlier-created term will read the move
+            copy = moved.get(id(memory)) or memory.clone()
+            copy.update(update_terms[index].features, update_terms[index].labels)
+            moved[id(memory)] = copy
+    return seen
+
+
+class MemoryObjective(Objective):
+    """An objective made of memory losses: `memory_terms` lists them in the references' order of creation; the
+    loss sums them per name, the update runs each term's memory update in reverse order (module doc)."""
+
+    def memory_terms(self, batch: StepBatch) -> list[MemoryTerm]:
+        raise NotImplementedError
+
+    def loss(self, batch: StepBatch) -> dict[str, torch.Tensor]:
+        terms = self.memory_terms(batch)
+        gradient_prototypes = [None] * len(terms) if batch.update_batch is None else \
+            prototypes_in_backward(terms, self.memory_terms(batch.update_batch))
+        losses: dict[str, torch.Tensor] = {}
+        for term, prototypes in zip(terms, gradient_prototypes):
+            value = term.weight * term.memory.loss(term.features, term.labels, gradient_prototypes=prototypes)
+            losses[term.name] = losses[term.name] + value if term.name in losses else value
+        return losses
+
+    def update(self, batch: StepBatch) -> None:
+        for term in reversed(self.memory_terms(batch)):
+            term.memory.update(term.features, term.labels)
+
+
+class IntraModalityObjective(MemoryObjective):
+    """Each modality against its own memory: terms "vis" and "ir" (the references' loss_rgb + loss_ir; their order
+    of creation, infrared first, matters nowhere: the two memories are distinct)."""
 
     def __init__(self, memories: ModalityMemories) -> None:
         self.memories = memories
 
-    def loss(self, batch: StepBatch) -> dict[str, torch.Tensor]:
-        terms = {}
+    def memory_terms(self, batch: StepBatch) -> list[MemoryTerm]:
+        terms = []
         for modality in MODALITIES:
             features, labels = batch.of_modality(modality)
-            terms[modality] = self.memories[modality].loss(features, self.memories.own_labels(labels, modality))
+            terms.append(MemoryTerm(modality, self.memories[modality], features,
+                                    self.memories.own_labels(labels, modality)))
         return terms
-
-    def update(self, batch: StepBatch) -> None:
-        for modality in MODALITIES:
-            features, labels = batch.of_modality(modality)
-            self.memories[modality].update(features, self.memories.own_labels(labels, modality))
 
 
 class CrossModalObjective(IntraModalityObjective):
@@ -107,19 +164,13 @@ class CrossModalObjective(IntraModalityObjective):
         own = self.memories.own_labels(labels, source).to(self.partners[source].device)
         return torch.where(own >= 0, self.partners[source][own.clamp_min(0)], own)
 
-    def loss(self, batch: StepBatch) -> dict[str, torch.Tensor]:
-        terms = super().loss(batch)
-        if self.directions:
-            terms["cross"] = self.weight * sum(
-                self.memories[target].loss(features, self.cross_labels(labels, source))
-                for source, target in self.directions for features, labels in [batch.of_modality(source)])
-        return terms
-
-    def update(self, batch: StepBatch) -> None:
-        for source, target in reversed(self.directions):  # created last, updated first (module doc)
+    def memory_terms(self, batch: StepBatch) -> list[MemoryTerm]:
+        terms = super().memory_terms(batch)
+        for source, target in self.directions:  # created after the intra-modality terms (trainers.py)
             features, labels = batch.of_modality(source)
-            self.memories[target].update(features, self.cross_labels(labels, source))
-        super().update(batch)
+            terms.append(MemoryTerm("cross", self.memories[target], features, self.cross_labels(labels, source),
+                                    self.weight))
+        return terms
 
 
 class SharedSpaceObjective(Objective):

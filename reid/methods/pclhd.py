@@ -34,10 +34,11 @@ from ..cluster.matching import MATCHING_RULES
 from ..config import check_choice
 from ..memories import HybridMemory, InstanceMemory
 from ..pseudo_labels import PseudoLabels, modality_invariant_labels
-from .base import EpochContext, EpochPlan, Method, Objective, StepBatch, TrainingPass
+from .base import EpochContext, EpochPlan, Method, StepBatch, TrainingPass
 from .cluster_contrast import intra_modality_labels
 from .ema import make_teacher, update_teacher
-from .parts import MODALITIES, CrossModalObjective, IntraModalityObjective, ModalityMemories, build_modality_memories
+from .parts import (MODALITIES, CrossModalObjective, IntraModalityObjective, MemoryObjective, MemoryTerm,
+                    ModalityMemories, build_modality_memories)
 from .pgm import match_clusters
 
 DYNAMIC_LOSSES = ("paper", "released")
@@ -94,19 +95,15 @@ class DynamicPrototypeObjective(CrossModalObjective):
                                                 self.instances.own_labels(batch.labels[rows], modality))
 
 
-class MixedClusterObjective(Objective):
+class MixedClusterObjective(MemoryObjective):
     """Term "mixed": the "all" memory's hybrid loss of the infrared rows plus that of the visible rows (the
-    reference calls the memory once per modality); updated with the visible rows first (created last)."""
+    reference calls the memory once per modality, infrared first); so the visible rows update it first."""
 
     def __init__(self, memory: HybridMemory) -> None:
         self.memory = memory
 
-    def loss(self, batch: StepBatch) -> dict[str, torch.Tensor]:
-        return {"mixed": sum(self.memory.loss(*batch.of_modality(m)) for m in ("ir", "vis"))}
-
-    def update(self, batch: StepBatch) -> None:
-        for modality in ("vis", "ir"):
-            self.memory.update(*batch.of_modality(modality))
+    def memory_terms(self, batch: StepBatch) -> list[MemoryTerm]:
+        return [MemoryTerm("mixed", self.memory, *batch.of_modality(modality)) for modality in ("ir", "vis")]
 
 
 def balanced_centroids(features: torch.Tensor, labels: np.ndarray, is_ir: np.ndarray) -> torch.Tensor:

@@ -217,3 +217,19 @@ def test_relabel_consecutive_keeps_outliers():
     assert labels.dtype == np.int64
     assert labels.tolist() == [1, 1, -1, 0, 2, 0]
     assert relabel_consecutive(torch.tensor([-1, -1])).tolist() == [-1, -1]
+
+
+def test_distance_graph_reduces_duplicate_pairs_to_their_minimum():
+    """A sparse input may store a pair twice (COO, or an unsummed csr): the graph keeps one entry, the smaller
+    distance, and never their sum."""
+    rows, cols = np.array([0, 0, 2, 2, 1, 0]), np.array([1, 1, 1, 1, 0, 2])
+    values = np.array([0.7, 0.3, 0.5, 0.9, 0.2, 0.6])
+    for distance in (sparse.coo_matrix((values, (rows, cols)), shape=(3, 3)),
+                     sparse.csr_matrix((values[[0, 1, 5, 4, 2, 3]], cols[[0, 1, 5, 4, 2, 3]], [0, 3, 4, 6]),
+                                       shape=(3, 3))):
+        graph = distance_graph(distance)
+        assert graph.nnz == 3 + 4  # the diagonal, (0,1), (0,2), (1,0), (2,1)
+        dense = graph.toarray()
+        assert dense[0, 1] == pytest.approx(0.3) and dense[2, 1] == pytest.approx(0.5)
+        assert dense[0, 2] == pytest.approx(0.6) and dense[1, 0] == pytest.approx(0.2)
+        assert graph.indices[graph.indptr[0]:graph.indptr[1]].tolist() == [0, 1, 2]  # row 0 by distance

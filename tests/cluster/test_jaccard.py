@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from reid.cluster.jaccard import jaccard_distance, pairwise_jaccard
-from reid.cluster.neighbors import knn
+from reid.cluster.neighbors import _knn_torch, knn
 
 
 def dense_reference(features: np.ndarray, k1: int, k2: int, is_ir: np.ndarray | None = None) -> np.ndarray:
@@ -212,3 +212,17 @@ def test_knn_is_exact_and_sorted():
     assert np.all(np.diff(sims, axis=1) <= 1e-6) and np.all(idx[:, 0] == np.arange(300))
     with pytest.raises(ValueError, match="k must be"):
         knn(features, 301)
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_the_torch_knn_path_equals_faiss(metric):
+    """`_knn_torch` (CUDA tensors without faiss GPUs) run on CPU tensors: the same neighbours as faiss's flat index,
+    scores within float32 rounding, in batches that do not divide N."""
+    features = torch.randn(257, 16, generator=torch.Generator().manual_seed(1))
+    if metric == "ip":
+        features = torch.nn.functional.normalize(features, dim=1)
+    faiss_scores, faiss_indices = knn(features, 9, batch_size=100, metric=metric)
+    torch_scores, torch_indices = _knn_torch(features, 9, 100, metric)
+    np.testing.assert_array_equal(torch_indices, faiss_indices)
+    np.testing.assert_allclose(torch_scores, faiss_scores, rtol=1e-4, atol=1e-4)
+    assert torch_indices.dtype == np.int64 and torch_scores.shape == (257, 9)

@@ -5,6 +5,7 @@ placeholder files named by the real id and index files; RegDB loads from its ind
 """
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -17,14 +18,40 @@ from reid.data.regdb import TRIALS, RegDB
 from reid.data.sysu import GALLERY_CAMERAS, IR_CAMERAS, SYSUMM01, read_id_file
 
 FORMATS = Path(__file__).resolve().parents[2].parent / "shared" / "formats"
+REQUIRED = "VIREID_REQUIRE_FORMATS"  # set to 1 (.ci/run does): absent index files fail these tests, not skip them
 SYSU_CAMERAS = range(1, 7)
+
+
+def real_formats(folder: Path, required: bool) -> Path:
+    """`folder` when it holds the real index files; else skip these tests (fail them when `required`), saying
+    where they were looked for."""
+    if folder.is_dir():
+        return folder
+    message = (f"the real index files of SYSU-MM01, RegDB and LLCM are not at {folder}: these tests read them from "
+               f"shared/formats beside the checkout (clone the repository next to shared/ to run them)")
+    if required:
+        pytest.fail(f"{message}; {REQUIRED}=1 requires them")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def formats() -> Path:
-    if not FORMATS.is_dir():
-        pytest.skip(f"real index files not found at {FORMATS}")
-    return FORMATS
+    return real_formats(FORMATS, os.environ.get(REQUIRED) == "1")
+
+
+def test_absent_index_files_skip_naming_where_they_were_looked_for_and_fail_where_required(tmp_path):
+    missing = tmp_path / "shared" / "formats"
+    outcomes = {}
+    for required in (False, True):
+        with pytest.raises((pytest.skip.Exception, pytest.fail.Exception)) as raised:  # neither may escape
+            real_formats(missing, required=required)
+        outcomes[required] = raised
+    assert outcomes[False].type is pytest.skip.Exception
+    assert outcomes[False].match(f"not at {missing}.*beside the checkout")
+    assert outcomes[True].type is pytest.fail.Exception and outcomes[True].match(f"{REQUIRED}=1 requires them")
+    assert real_formats(tmp_path, required=True) == tmp_path
+    ci = Path(__file__).resolve().parents[2] / ".ci" / "run"
+    assert f"export {REQUIRED}=1" in ci.read_text()
 
 
 def copy_files(source: Path, target: Path) -> None:

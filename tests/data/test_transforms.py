@@ -12,7 +12,7 @@ from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as F
 
 from reid.data.transforms import (CHANNEL_OPS, IMAGENET_MEAN, IMAGENET_STD, ChannelAdapGray, ChannelExchange,
-                                  ChannelRandomErasing, _color_jitter, _jitter_params, build_test_transform,
+                                  ChannelRandomErasing, _color_jitter, _erase_boxes, _jitter_params, build_test_transform,
                                   build_train_transform, channel_operation, gpu_augment)
 
 H, W = 32, 16
@@ -465,3 +465,38 @@ def test_gpu_augment_on_cuda_matches_cpu_with_same_generator():
     cpu = gpu_augment(images, generator=torch.Generator().manual_seed(0), **kwargs)
     cuda = gpu_augment(images.cuda(), generator=torch.Generator().manual_seed(0), **kwargs)
     assert cuda.is_cuda and torch.allclose(cuda.cpu(), cpu, atol=1e-5)  # jitter: float rounding differs
+
+
+def erased_boxes(masks: torch.Tensor) -> list[tuple[int, int]]:
+    """(height, width) of the one rectangle each [H, W] bool mask holds (masks [N, H, W], none empty)."""
+    boxes = []
+    for mask in masks:
+        rows, cols = torch.nonzero(mask.any(1)).squeeze(1), torch.nonzero(mask.any(0)).squeeze(1)
+        height, width = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+        assert int(mask.sum()) == height * width  # one filled rectangle
+        boxes.append((height, width))
+    return boxes
+
+
+def check_erasing_geometry(boxes: list[tuple[int, int]], size: int) -> None:
+    """CAJ / Zhong et al.: area fraction U(0.02, 0.4), aspect ratio h / w U(0.3, 1 / 0.3), each side rounded (so
+    the bounds get the rounding's slack), and the draws spread over both ranges."""
+    fractions = torch.tensor([h * w / size ** 2 for h, w in boxes])
+    aspects = torch.tensor([h / w for h, w in boxes])
+    assert fractions.min() >= 0.0185 and fractions.max() <= 0.405
+    assert fractions.min() < 0.04 and fractions.max() > 0.3
+    assert aspects.min() >= 0.25 and aspects.max() <= 4.0
+    assert aspects.min() < 0.45 and aspects.max() > 2.2
+
+
+def test_erasing_rectangles_have_caj_s_area_and_aspect_on_the_cpu_path():
+    size, generator = 128, torch.Generator().manual_seed(0)
+    eraser = ChannelRandomErasing(probability=1.0, generator=generator)
+    masks = torch.stack([(eraser(torch.zeros(3, size, size)) != 0).any(0) for _ in range(400)])
+    check_erasing_geometry(erased_boxes(masks), size)
+
+
+def test_erasing_rectangles_have_caj_s_area_and_aspect_on_the_batch_path():
+    size = 128
+    masks = _erase_boxes(400, size, size, 1.0, torch.Generator().manual_seed(0), torch.device("cpu"))
+    check_erasing_geometry(erased_boxes(masks[:, 0]), size)

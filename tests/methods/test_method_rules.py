@@ -78,6 +78,26 @@ def test_pclhd_s_dynamic_term_trains_the_student_only_under_the_paper_s_rule(rul
             assert all(any(torch.allclose(row, m) for m in members) for row in instances[:, cluster])
 
 
+@pytest.mark.parametrize("rule", ["paper", "released"])
+def test_pclhd_s_instance_memory_starts_from_the_teacher_s_features_under_both_rules(rule):
+    """The released stage 2 sets `args.memorybank = 'CMhard'` (train_sysu.py:739, train_regdb.py:591) whatever -mb
+    the run script passes (`CMhybrid`), and under CMhard `features_ema` is filled from the teacher's features
+    (train_sysu.py:891-902, 934-935; train_regdb.py:767-768): every instance of cluster c is the normalised teacher
+    feature of a member of c (not zeros, not the student's)."""
+    ctx, pseudo = context(), per_modality_true_ids()  # teacher features: the student's in reverse order
+    objective = PCLHD(PCLHDOptions(num_instances=4, dynamic_loss=rule)).plan(
+        "cross", ctx, CrossLabels(pseudo, true_id_labels(PIDS))).passes[0].objective
+    for modality in ("vis", "ir"):
+        rows = ctx.rows_of(modality)
+        labels = pseudo.of_modality(ctx.is_ir, modality)
+        instances = objective.instances[modality].instances  # [K, C, D]
+        for cluster in range(3):
+            teacher = F.normalize(ctx.teacher_features[rows[labels == cluster]], dim=1)
+            student = F.normalize(ctx.features[rows[labels == cluster]], dim=1)
+            assert all((teacher - row).abs().max(dim=1).values.min() < 1e-6 for row in instances[:, cluster])
+            assert all((student - row).abs().max(dim=1).values.min() > 1e-3 for row in instances[:, cluster])
+
+
 def test_pclhd_s_second_pass_draws_only_clusters_holding_both_modalities():
     labels = PseudoLabels(np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, -1, 3, 3]), shared=True)
     is_ir = np.array([0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1], dtype=bool)
@@ -167,6 +187,57 @@ def test_pgm_s_cross_term_alternates_by_epoch_of_its_stage(stage_epoch, directio
         IntraModalityObjective
 
 
+def side_by_side(vis_labels, ir_labels) -> PseudoLabels:
+    """Per-modality labels of the 6 visible and 6 infrared images of `context()`, infrared ids after the visible."""
+    labels = np.empty(len(IS_IR), dtype=np.int64)
+    labels[~IS_IR], labels[IS_IR] = vis_labels, np.asarray(ir_labels) + max(vis_labels) + 1
+    return PseudoLabels(labels, shared=False, num_vis_clusters=max(vis_labels) + 1)
+
+
+@pytest.mark.parametrize("stage_epoch", [0, 1])
+def test_pgm_with_over_twice_as_many_visible_clusters_trains_every_one_across_modalities(stage_epoch):
+    """6 visible clusters, 2 infrared: PGM's one extra round leaves 2 visible clusters without a partner and its
+    trainer raises a KeyError on them (its issues #2, #4-#6; tests/cluster/test_matching.py
+    ::test_where_the_reference_runs_and_where_it_would_fail); ours matches on until every visible cluster has one,
+    so every visible row has a cross-modal label and the term trains."""
+    pseudo = side_by_side([0, 1, 2, 3, 4, 5], [0, 0, 1, 1, 0, 1])
+    ctx = context(stage_epoch=stage_epoch)
+    objective = PGM().plan("cross", ctx, pseudo).passes[0].objective
+    assert objective.matching.vis_to_ir.tolist().count(-1) == 0 and sorted(set(objective.matching.vis_to_ir)) == [0, 1]
+    vis_labels = torch.as_tensor(pseudo.labels)[~torch.as_tensor(IS_IR)]
+    assert bool((objective.cross_labels(vis_labels, "vis") >= 0).all())
+    terms = objective.loss(step_batch(ctx, pseudo))
+    assert set(terms) == {"vis", "ir", "cross"} and torch.isfinite(terms["cross"])
+
+
+def test_pgm_with_fewer_visible_than_infrared_clusters_trains_without_the_cross_term_unless_symmetric():
+    """2 visible clusters, 6 infrared: the one-sided rule (PGM train_sysu.py:822 `if num_cluster_rgb >=
+    num_cluster_ir`) matches nothing, so that epoch trains the intra-modality terms only (the reference's
+    `if r2i:` is false); the symmetric rule (train_regdb.py) swaps the roles and every infrared cluster is matched."""
+    pseudo = side_by_side([0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5])
+    ctx = context(stage_epoch=1)
+    plan = PGM().plan("cross", ctx, pseudo)
+    assert plan.notes == {"matched": False} and plan.passes[0].objective.directions == []
+    assert set(plan.passes[0].objective.loss(step_batch(ctx, pseudo))) == {"vis", "ir"}
+    symmetric = PGM(PGM.Options(matching="symmetric")).plan("cross", ctx, pseudo).passes[0].objective
+    assert symmetric.directions == [("ir", "vis")] and bool((symmetric.matching.ir_to_vis >= 0).all())
+    assert set(symmetric.loss(step_batch(ctx, pseudo))) == {"vis", "ir", "cross"}
+
+
+def test_pgm_and_pclhd_weigh_the_cross_term_a_quarter_by_default():
+    """`loss = loss_ir + new_loss_rgb + 0.25 * new_cross_loss` (PGM trainers.py:99; PCLHD trainers.py:180)."""
+    ctx, pseudo = context(stage_epoch=1), per_modality_true_ids()
+    plans = [PGM().plan("cross", ctx, pseudo),
+             PCLHD(PCLHDOptions(num_instances=2)).plan("cross", ctx, CrossLabels(pseudo, true_id_labels(PIDS)))]
+    for plan in plans:
+        objective = plan.passes[0].objective
+        assert objective.weight == 0.25 and objective.directions == [("ir", "vis")]
+        batch = step_batch(ctx, pseudo)
+        infrared, labels = batch.of_modality("ir")
+        unweighted = objective.memories["vis"].loss(infrared, objective.cross_labels(labels, "ir"))
+        assert objective.loss(batch)["cross"].item() == pytest.approx(0.25 * unweighted.item(), rel=1e-6)
+
+
 def test_matched_labels_join_the_clusters_linked_by_the_pairs():
     pseudo = PseudoLabels(np.array([0, 1, 2, -1, 3, 4, 4]), shared=False, num_vis_clusters=3)  # vis 0..2, ir 3..4
     joined = matched_labels(pseudo, [(0, 0), (1, 0), (2, 1)])  # vis 0 and 1 with ir 0; vis 2 with ir 1
@@ -216,3 +287,32 @@ def test_a_modality_without_any_cluster_is_an_error_naming_it():
     labels = PseudoLabels(np.where(IS_IR, -1, PIDS), shared=False, num_vis_clusters=3)
     with pytest.raises(ValueError, match="no ir cluster this epoch: all 6 ir images are outliers; loosen"):
         build_modality_memories(ClusterMemory, context(), labels)
+
+
+def test_train_memory_update_in_backward_reaches_the_objectives_and_changes_only_shared_memories_gradients(
+        data, tmp_path, monkeypatch):
+    """Under train.memory_update "in_backward" the loop hands the objectives every rank's detached batch, so that
+    PGM's cross stage (one memory per modality serving two terms) takes the references' gradients; under
+    "after_step" nothing is tried. The first stage (a memory per term) trains equally either way, the second not."""
+    import reid.methods.parts as parts
+    root, _ = data
+    tried = []
+    original = parts.prototypes_in_backward
+    monkeypatch.setattr(parts, "prototypes_in_backward", lambda *args: tried.append(1) or original(*args))
+    weights = {}
+    for rule in ("after_step", "in_backward"):
+        for cross_epochs in (0, 1):  # the first stage only, then both
+            out = tmp_path / f"{rule}-{cross_epochs}"
+            config = tiny_reid_config(root, None, out, method="pgm", cross={"epochs": cross_epochs}, memory_update=rule)
+            weights[rule, cross_epochs] = load_checkpoint(train_reid(build(config, tmp_path / "c.yaml")))["state"]["model"]
+        assert (len(tried) > 0) == (rule == "in_backward")
+    for cross_epochs, equal in ((0, True), (1, False)):
+        after_step, in_backward = weights["after_step", cross_epochs], weights["in_backward", cross_epochs]
+        assert all(torch.equal(after_step[k], in_backward[k]) for k in after_step) == equal
+
+
+def test_train_memory_update_is_one_of_the_two_rules():
+    from reid.config import ConfigError
+    from reid.train_config import ReIDTrainConfig
+    with pytest.raises(ConfigError, match="train.memory_update"):
+        ReIDTrainConfig(memory_update="during_backward")

@@ -9,8 +9,9 @@ of tests/memories/reference_memories.py, whose updates run inside autograd's bac
 - MixedClusterObjective vs pass 2 (trainers.py:197-208), on a HybridMemory from `balanced_centroids`
   (= train_sysu.py:858-888) over the images `bimodal_rows` keeps (= train_sysu.py:352-380 and 969-981).
 Compared: every loss term, the memories after our `update` vs the reference's after its backward, and the
-gradient of the features whose memories the graph uses once (where a memory serves two terms, the reference's
-later backward reads prototypes the earlier one already moved; ours is the gradient of the computed loss).
+gradients: under train.memory_update "in_backward" all of them; under "after_step" (the default) those of the
+features whose memories the graph uses once (where a memory serves two terms, the reference's later backward reads
+prototypes the earlier one already moved; "after_step" takes the gradient of the computed loss).
 """
 from __future__ import annotations
 
@@ -68,12 +69,18 @@ def dicts(match: ClusterMatching):
             {i: int(v) for i, v in enumerate(match.ir_to_vis) if v >= 0})
 
 
-def our_step(objective, batch: StepBatch):
-    """loss terms, d (sum of terms) / d features, then the explicit update (after the optimiser step)."""
+UPDATES = ["after_step", "in_backward"]
+
+
+def our_step(objective, batch: StepBatch, memory_update: str = "after_step"):
+    """loss terms, d (sum of terms) / d features, then the explicit update (after the optimiser step), as the
+    training loop's step under train.memory_update."""
+    everyone = StepBatch(batch.features.detach(), batch.labels, batch.is_ir, teacher_features=batch.teacher_features)
+    if memory_update == "in_backward":
+        batch.update_batch = everyone
     terms = objective.loss(batch)
     sum(terms.values()).backward()
-    objective.update(StepBatch(batch.features.detach(), batch.labels, batch.is_ir,
-                               teacher_features=batch.teacher_features))
+    objective.update(everyone)
     return {name: term.detach() for name, term in terms.items()}, batch.features.grad
 
 
@@ -84,9 +91,13 @@ def reference_inputs(features, labels, is_ir):
     return f_rgb, labels[~is_ir], f_ir, labels[is_ir] - NUM_VIS
 
 
-def check_gradients(grad, f_rgb, f_ir, is_ir, direction):
-    """The rows whose memories the reference graph uses once: all of them without a cross term; the cross term's
-    source modality with one (its target memory serves two terms)."""
+def check_gradients(grad, f_rgb, f_ir, is_ir, direction, memory_update="after_step"):
+    """in_backward: every row. after_step: the rows whose memories the reference graph uses once: all of them
+    without a cross term; the cross term's source modality with one (its target memory serves two terms)."""
+    if memory_update == "in_backward":
+        torch.testing.assert_close(grad[~is_ir], f_rgb.grad, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(grad[is_ir], f_ir.grad, rtol=1e-5, atol=1e-7)
+        return
     if direction in (None, "vis"):
         torch.testing.assert_close(grad[~is_ir], f_rgb.grad, rtol=1e-5, atol=1e-7)
     if direction in (None, "ir"):
@@ -99,9 +110,10 @@ def check_gradients(grad, f_rgb, f_ir, is_ir, direction):
 # --------------------------------------------------------------------------- PGM
 
 
+@pytest.mark.parametrize("memory_update", UPDATES)
 @pytest.mark.parametrize("memory", ["hard", "centroid"])
 @pytest.mark.parametrize("epoch", [0, 1, 2, 3])
-def test_cross_modal_objective_equals_pgm_trainer(memory, epoch):
+def test_cross_modal_objective_equals_pgm_trainer(memory, epoch, memory_update):
     memory_class, options = MEMORIES[memory]
     vis, ir, features, labels, is_ir = scene(seed=epoch)
     memories = ModalityMemories(memory_class.from_centroids(vis, momentum=0.1),
@@ -109,7 +121,7 @@ def test_cross_modal_objective_equals_pgm_trainer(memory, epoch):
     initial_vis, initial_ir = memories.vis.prototypes.clone(), memories.ir.prototypes.clone()
     objective = CrossModalObjective(memories, matching(), weight=0.25, stage_epoch=epoch)
     batch = StepBatch(features.clone().requires_grad_(), labels, is_ir)
-    terms, grad = our_step(objective, batch)
+    terms, grad = our_step(objective, batch, memory_update)
 
     memory_rgb, memory_ir = RefClusterMemory(vis, **options), RefClusterMemory(ir, **options)
     f_rgb, labels_rgb, f_ir, labels_ir = reference_inputs(features, labels, is_ir)
@@ -121,7 +133,7 @@ def test_cross_modal_objective_equals_pgm_trainer(memory, epoch):
     assert terms["cross"].item() == pytest.approx(0.25 * ref["cross"].item(), rel=1e-6)
     torch.testing.assert_close(memories.vis.prototypes, memory_rgb.features, rtol=0, atol=1e-6)
     torch.testing.assert_close(memories.ir.prototypes, memory_ir.features, rtol=0, atol=1e-6)
-    check_gradients(grad, f_rgb, f_ir, is_ir, direction="ir" if epoch % 2 == 1 else "vis")
+    check_gradients(grad, f_rgb, f_ir, is_ir, direction="ir" if epoch % 2 == 1 else "vis", memory_update=memory_update)
     # untouched: visible 3 in both parities, infrared 1 and (odd epochs: ir features against the visible memory) 2
     torch.testing.assert_close(memories.vis.prototypes[3], initial_vis[3], rtol=0, atol=0)
     torch.testing.assert_close(memories.ir.prototypes[1], initial_ir[1], rtol=0, atol=0)
@@ -129,19 +141,26 @@ def test_cross_modal_objective_equals_pgm_trainer(memory, epoch):
     assert moved_ir2 == (epoch % 2 == 0)  # infrared 2 moves only through the visible rows' cross term
 
 
+@pytest.mark.parametrize("memory_update", UPDATES)
 @pytest.mark.parametrize("memory", ["hard", "centroid"])
-def test_cross_modal_objective_without_alternation_equals_the_trainers_else_branch(memory):
+def test_cross_modal_objective_without_alternation_equals_the_trainers_else_branch(memory, memory_update):
     memory_class, options = MEMORIES[memory]
     vis, ir, features, labels, is_ir = scene(seed=5)
     memories = ModalityMemories(memory_class.from_centroids(vis), memory_class.from_centroids(ir), NUM_VIS)
     objective = CrossModalObjective(memories, matching(), weight=0.25, stage_epoch=0, alternate=False)
-    terms, _ = our_step(objective, StepBatch(features.clone().requires_grad_(), labels, is_ir))
+    terms, grad = our_step(objective, StepBatch(features.clone().requires_grad_(), labels, is_ir), memory_update)
     memory_rgb, memory_ir = RefClusterMemory(vis, **options), RefClusterMemory(ir, **options)
-    ref = pgm_iteration(memory_ir, memory_rgb, *reference_inputs(features, labels, is_ir), 0, *dicts(matching()),
+    f_rgb, labels_rgb, f_ir, labels_ir = reference_inputs(features, labels, is_ir)
+    ref = pgm_iteration(memory_ir, memory_rgb, f_rgb, labels_rgb, f_ir, labels_ir, 0, *dicts(matching()),
                         alternate=False)
     assert terms["cross"].item() == pytest.approx(0.25 * ref["cross"].item(), rel=1e-6)
     torch.testing.assert_close(memories.vis.prototypes, memory_rgb.features, rtol=0, atol=1e-6)
     torch.testing.assert_close(memories.ir.prototypes, memory_ir.features, rtol=0, atol=1e-6)
+    if memory_update == "in_backward":  # both memories serve two terms here: every row read a moved memory
+        check_gradients(grad, f_rgb, f_ir, is_ir, direction=None, memory_update=memory_update)
+    else:
+        assert not torch.allclose(grad[is_ir], f_ir.grad, atol=1e-6)
+        assert not torch.allclose(grad[~is_ir], f_rgb.grad, atol=1e-6)
 
 
 @pytest.mark.parametrize("memory", ["hard", "centroid"])
@@ -191,13 +210,14 @@ def set_prototypes(memories: ModalityMemories, vis, ir):
     return memories
 
 
+@pytest.mark.parametrize("memory_update", UPDATES)
 @pytest.mark.parametrize("epoch", [0, 1])
 @pytest.mark.parametrize("mode", ["CMhybrid", "CMhard"])
-def test_hybrid_cross_modal_step_equals_pclhd_pass_one(epoch, mode):
+def test_hybrid_cross_modal_step_equals_pclhd_pass_one(epoch, mode, memory_update):
     vis, ir, features, labels, is_ir = scene(seed=10 + epoch, rows_per_cluster=2)
     memories = set_prototypes(hybrid_memories(vis, ir), vis, ir)
     objective = CrossModalObjective(memories, matching(), weight=0.25, stage_epoch=epoch)
-    terms, grad = our_step(objective, StepBatch(features.clone().requires_grad_(), labels, is_ir))
+    terms, grad = our_step(objective, StepBatch(features.clone().requires_grad_(), labels, is_ir), memory_update)
     memory_rgb, memory_ir = RefPCLHDMemory(vis, mode=mode), RefPCLHDMemory(ir, mode=mode)
     f_rgb, labels_rgb, f_ir, labels_ir = reference_inputs(features, labels, is_ir)
     ref = pclmp_iteration(memory_ir, memory_rgb, f_rgb, labels_rgb, f_ir, labels_ir, epoch, *dicts(matching()))
@@ -206,7 +226,7 @@ def test_hybrid_cross_modal_step_equals_pclhd_pass_one(epoch, mode):
     assert terms["cross"].item() == pytest.approx(0.25 * ref["cross"].item(), rel=1e-6)
     torch.testing.assert_close(memories.vis.prototypes, memory_rgb.features, rtol=0, atol=1e-6)
     torch.testing.assert_close(memories.ir.prototypes, memory_ir.features, rtol=0, atol=1e-6)
-    check_gradients(grad, f_rgb, f_ir, is_ir, direction="ir" if epoch % 2 == 1 else "vis")
+    check_gradients(grad, f_rgb, f_ir, is_ir, direction="ir" if epoch % 2 == 1 else "vis", memory_update=memory_update)
     torch.testing.assert_close(memories.vis.prototypes[[3, 3 + NUM_VIS]], vis[[3, 3 + NUM_VIS]], rtol=0, atol=0)
 
 
@@ -220,8 +240,9 @@ def instance_memories(seed: int, num_instances: int = 16):
     return ModalityMemories(made[0], made[1], NUM_VIS)
 
 
+@pytest.mark.parametrize("memory_update", UPDATES)
 @pytest.mark.parametrize("epoch", [0, 1])
-def test_dynamic_prototype_objective_released_equals_pclhd_pass_one_with_its_ema_part(epoch):
+def test_dynamic_prototype_objective_released_equals_pclhd_pass_one_with_its_ema_part(epoch, memory_update):
     """released=True: the dynamic term is the instance memories' loss of the teacher's features, no gradient, and
     the instance memories never move (their update lives in a backward the reference never runs)."""
     vis, ir, features, labels, is_ir = scene(seed=20 + epoch, rows_per_cluster=2)
@@ -233,7 +254,7 @@ def test_dynamic_prototype_objective_released_equals_pclhd_pass_one_with_its_ema
     objective = DynamicPrototypeObjective(memories, instances, released=True, matching=matching(), weight=0.25,
                                           stage_epoch=epoch)
     batch = StepBatch(features.clone().requires_grad_(), labels, is_ir, teacher_features=teacher)
-    terms, grad = our_step(objective, batch)
+    terms, grad = our_step(objective, batch, memory_update)
 
     memory_rgb = RefPCLHDMemory(vis, mode="CMhard", features_ema=before[0])
     memory_ir = RefPCLHDMemory(ir, mode="CMhard", features_ema=before[1])
@@ -249,7 +270,7 @@ def test_dynamic_prototype_objective_released_equals_pclhd_pass_one_with_its_ema
     for ours, ref_memory, initial in ((instances.vis, memory_rgb, before[0]), (instances.ir, memory_ir, before[1])):
         torch.testing.assert_close(ours.prototypes, initial, rtol=0, atol=0)
         torch.testing.assert_close(ref_memory.features_ema, initial, rtol=0, atol=0)
-    check_gradients(grad, f_rgb, f_ir, is_ir, direction="ir" if epoch % 2 == 1 else "vis")
+    check_gradients(grad, f_rgb, f_ir, is_ir, direction="ir" if epoch % 2 == 1 else "vis", memory_update=memory_update)
 
 
 def test_dynamic_prototype_objective_paper_trains_the_student_and_refills_from_the_teacher():
@@ -302,8 +323,9 @@ def test_balanced_centroids_and_bimodal_rows_equal_pclhd_set_up():
     assert not np.isin(drawn, [4, 5]).any()
 
 
+@pytest.mark.parametrize("memory_update", UPDATES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_mixed_cluster_objective_equals_pclhd_pass_two(seed):
+def test_mixed_cluster_objective_equals_pclhd_pass_two(seed, memory_update):
     features, labels, is_ir = mixed_scene(seed)
     centroids = balanced_centroids(features, labels, is_ir)
     memory = HybridMemory.from_centroids(centroids, momentum=0.1)
@@ -314,17 +336,39 @@ def test_mixed_cluster_objective_equals_pclhd_pass_two(seed):
     batch_labels = torch.as_tensor(drawn)[rows]
     batch_is_ir = torch.as_tensor(is_ir)[rows]
     batch_features = reference_memories.unit(features[rows] + 0.5 * torch.randn(len(rows), DIM, generator=generator))
-    terms, _ = our_step(MixedClusterObjective(memory), StepBatch(batch_features.clone().requires_grad_(),
-                                                                batch_labels, batch_is_ir))
+    terms, grad = our_step(MixedClusterObjective(memory), StepBatch(batch_features.clone().requires_grad_(),
+                                                                   batch_labels, batch_is_ir), memory_update)
     memory_all = RefPCLHDMemory(torch.nn.functional.normalize(centroids.repeat(2, 1), dim=1), mode="CMhybrid")
-    loss2 = pclmp_all_iteration(memory_all, batch_features[~batch_is_ir].clone().requires_grad_(),
-                                batch_labels[~batch_is_ir], batch_features[batch_is_ir].clone().requires_grad_(),
-                                batch_labels[batch_is_ir])
+    f_rgb = batch_features[~batch_is_ir].clone().requires_grad_()
+    f_ir = batch_features[batch_is_ir].clone().requires_grad_()
+    loss2 = pclmp_all_iteration(memory_all, f_rgb, batch_labels[~batch_is_ir], f_ir, batch_labels[batch_is_ir])
     assert set(terms) == {"mixed"}
     assert terms["mixed"].item() == pytest.approx(loss2.item(), rel=1e-6)
     torch.testing.assert_close(memory.prototypes, memory_all.features, rtol=0, atol=1e-6)
+    # the visible rows' backward runs first (created last): the infrared rows' gradient reads the moved memory
+    check_gradients(grad, f_rgb, f_ir, batch_is_ir, direction="vis", memory_update=memory_update)
     # the order matters here: the infrared rows first ends elsewhere
     other = HybridMemory.from_centroids(centroids, momentum=0.1)
     other.update(batch_features[batch_is_ir], batch_labels[batch_is_ir])
     other.update(batch_features[~batch_is_ir], batch_labels[~batch_is_ir])
     assert not torch.allclose(other.prototypes, memory_all.features, atol=1e-4)
+
+
+def test_trying_the_backward_s_updates_touches_neither_the_memories_nor_their_draws():
+    """Under in_backward the loss tries each update on a copy: the memories (and an instance memory's generator)
+    are as before the loss; only `update` moves them."""
+    vis, ir, features, labels, is_ir = scene(seed=40)
+    memories = ModalityMemories(HardClusterMemory.from_centroids(vis), HardClusterMemory.from_centroids(ir), NUM_VIS)
+    before = (memories.vis.prototypes.clone(), memories.ir.prototypes.clone())
+    objective = CrossModalObjective(memories, matching(), weight=0.25, stage_epoch=0, alternate=False)
+    batch = StepBatch(features.clone().requires_grad_(), labels, is_ir)
+    batch.update_batch = StepBatch(features, labels, is_ir)
+    objective.loss(batch)
+    assert torch.equal(memories.vis.prototypes, before[0]) and torch.equal(memories.ir.prototypes, before[1])
+    instances = instance_memories(seed=3, num_instances=2).vis
+    state, prototypes = instances.generator.get_state(), instances.prototypes.clone()
+    copy = instances.clone()
+    copy.update(features[~is_ir], labels[~is_ir])
+    assert torch.equal(instances.generator.get_state(), state) and torch.equal(instances.prototypes, prototypes)
+    instances.update(features[~is_ir], labels[~is_ir])
+    torch.testing.assert_close(instances.prototypes, copy.prototypes, rtol=0, atol=0)  # the same draws
