@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from reid.config import ModelConfig, load_config
-from reid.export import ExportError, embedding_module, export_reid_model, require_onnx, run_exported
+from reid.export import SUFFIXES, ExportError, embedding_module, export_reid_model, require_onnx, run_exported
 from reid.models import build_model
 from vi_translate.config import TranslatorConfig
 from vi_translate.cyclegan import build_nets
@@ -47,7 +47,10 @@ def best_seconds(run: Callable[[], object], repeats: int) -> float:
 
 def inference(path: Path, fmt: str, images: torch.Tensor) -> Callable[[], object]:
     """A call that runs the exported graph at `path` on `images` as a deployment would (onnxruntime's CPU provider,
-    or torch.jit.load)."""
+    torch.export.load, or torch.jit.load)."""
+    if fmt == "pt2":
+        program = torch.export.load(str(path)).module()
+        return lambda: program(images)
     if fmt == "onnx":
         import onnxruntime
 
@@ -69,7 +72,7 @@ def measure(name: str, module: torch.nn.Module, export: Callable[[str, Path], Pa
     batch = images.shape[0]
     print(f"{name}: PyTorch eager {batch / eager:8.1f} images/s (batch {batch}, {torch.get_num_threads()} threads); "
           f"outputs up to {float(expected.abs().max()):.3g}")
-    for fmt in ("torchscript", "onnx"):
+    for fmt in ("torchscript", "pt2", "onnx"):
         try:
             if fmt == "onnx":
                 require_onnx()
@@ -111,8 +114,7 @@ def main() -> None:
     images = torch.randn(args.batch, 3, height, width, generator=torch.Generator().manual_seed(1))
 
     def export_reid(fmt: str, folder: Path) -> Path:
-        suffix = ".onnx" if fmt == "onnx" else ".pt"
-        return export_reid_model(model, config, folder / f"reid_vis{suffix}", fmt=fmt, modality="vis",
+        return export_reid_model(model, config, folder / f"reid_vis{SUFFIXES[fmt]}", fmt=fmt, modality="vis",
                                  normalise=args.normalise)[0]
 
     feature = "L2-normalised" if args.normalise else "raw BN-neck"

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from reid.config import (ConfigError, DataConfig, ModelConfig, RuntimeConfig, config_from_dict, config_to_dict,
                          deep_merge, nest)
-from reid.methods import PHASES, build_method, method_class, resolve_options
+from reid.methods import METHODS, PHASES, build_method, known_method, method_class, resolve_options
 from reid.train_config import AugmentConfig, ClusterConfig, EvalConfig, MethodConfig, ReIDConfig, ReIDTrainConfig
 from vi_translate.config import ImageConfig, NetworkConfig, TranslatorConfig, TranslatorTrainConfig
 
@@ -122,12 +122,11 @@ class ExperimentConfig:
     output_dir: str = "runs/experiments/run"
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.strategies if name not in VARIANTS]
-        if unknown:
-            raise ConfigError(f"strategies: unknown {unknown}; choose among {list(VARIANTS)}")
-        unknown = [name for name in self.recipes if name not in VARIANTS]
-        if unknown:
-            raise ConfigError(f"recipes: unknown strategies {unknown}; choose among {list(VARIANTS)}")
+        for key, names in (("strategies", self.strategies), ("recipes", list(self.recipes))):
+            unknown = [name for name in names if not is_strategy(name)]
+            if unknown:
+                raise ConfigError(f"{key}: unknown strategies {unknown}; choose among {list(VARIANTS)} or a method "
+                                  f"registered by a package (entry-point group vireid.methods: {sorted(METHODS)})")
         for strategy in self.recipes:  # every key of a recipe exists, every value has its type
             variant_section(self.reid, strategy, self.recipes)
         for key in ("seeds", "chance_draws"):
@@ -147,7 +146,8 @@ def variant_section(section: ReIDSection, variant: str, recipes: Mapping[str, Ma
     """(the reid section, the method options) of one variant: its `overrides` and then the experiment's recipe for
     it applied to the shared section, its options then the recipe's method.options.* keys. A recipe key that does
     not exist or a value of the wrong type is a ConfigError naming recipes.<variant>.<key>."""
-    recipe, options = VARIANTS[variant], dict(VARIANTS[variant].options)
+    recipe = variant_of(variant)
+    options = dict(recipe.options)
     merged: dict = config_to_dict(section)
     for dotted, value in [*recipe.overrides.items(), *(recipes.get(variant) or {}).items()]:
         if dotted.startswith(METHOD_OPTIONS):
@@ -167,12 +167,27 @@ def reid_config(config: ExperimentConfig, variant: str, run_dir: Path, seed_inde
     `seed_index`-th seed k: runtime.seed + k, written to reid/<variant>/seed_<k>/; `translated` is set when the
     variant uses the views."""
     section, options = variant_section(config.reid, variant, config.recipes)
-    recipe = VARIANTS[variant]
+    recipe = variant_of(variant)
     return ReIDConfig(data=config.data, method=MethodConfig(recipe.method, options), model=section.model,
                       augment=section.augment, cluster=section.cluster, train=section.train, eval=section.eval,
                       runtime=dataclasses.replace(config.runtime, seed=config.runtime.seed + seed_index),
                       translated=str(run_dir / "translated") if recipe.uses_views(options) else None,
                       output_dir=str(run_dir / "reid" / variant / f"seed_{seed_index}"))
+
+
+def is_strategy(name: str) -> bool:
+    """Whether `name` is a strategy: one of VARIANTS, or a registered method (`variant_of`)."""
+    return name in VARIANTS or known_method(name)
+
+
+def variant_of(strategy: str) -> Variant:
+    """The variant a strategy trains: VARIANTS[strategy], or a method registered under that name (a method of your
+    own: `reid.methods.register_method`, or a package's entry point in group vireid.methods) trained as it is."""
+    if strategy in VARIANTS:
+        return VARIANTS[strategy]
+    if known_method(strategy):
+        return Variant(strategy, f"{strategy}: {METHODS[strategy].summary or 'a registered method'}")
+    raise ConfigError(f"unknown strategy {strategy!r}; choose among {list(VARIANTS)} or a registered method")
 
 
 def ablation_variants(config: ExperimentConfig) -> list[str]:

@@ -43,7 +43,7 @@ from vi_translate.train import train_translator
 from vi_translate.translate import translate_records
 
 from . import report
-from .config import VARIANTS, ExperimentConfig, reid_config, translator_config
+from .config import ExperimentConfig, reid_config, translator_config, variant_of
 
 logger = logging.getLogger(__name__)
 STAGES = ("dataset", "translator", "translate", "reid", "evaluate", "report")
@@ -122,7 +122,7 @@ def check_distinct_recipes(config: ExperimentConfig, variants: list[str], run_di
     switches on what the config already has on): the run would train one recipe under two names."""
     seen: dict[str, str] = {}
     for variant in variants:
-        key = json.dumps([recipe(config, variant, run_dir), VARIANTS[variant].trains], sort_keys=True, default=str)
+        key = json.dumps([recipe(config, variant, run_dir), variant_of(variant).trains], sort_keys=True, default=str)
         if key in seen:
             raise ValueError(f"strategies {seen[key]!r} and {variant!r} resolve to the same ReID config with this "
                              f"experiment config; drop one of them")
@@ -163,7 +163,7 @@ def run_experiment(config: ExperimentConfig, *, variants: list[str] | None = Non
     runs: dict[str, list[dict]] = {}
     for variant in variants:
         runs[variant] = []
-        trains = VARIANTS[variant].trains
+        trains = variant_of(variant).trains
         for seed_index in range(config.seeds if trains else 1):  # the start alone draws nothing: one run
             reid = reid_config(config, variant, run_dir, seed_index)
             reid_print = fingerprint(translate_print if reid.translated else data_print, results_affecting(reid),
@@ -341,7 +341,7 @@ def stage_report(config: ExperimentConfig, run_dir: Path, dataset: dict, transla
                             trials=config.reid.eval.trials, draws=config.chance_draws, seed=config.runtime.seed)
     summary = report.order_summary(
         [row | {"label": CHANCE_LABEL, "kind": "chance"} for row in report.aggregate_runs(chance)]
-        + [row | {"label": VARIANTS[row["strategy"]].label, "kind": VARIANTS[row["strategy"]].kind}
+        + [row | {"label": variant_of(row["strategy"]).label, "kind": variant_of(row["strategy"]).kind}
            for row in report.aggregate_runs(rows)])
     first_seed = {variant: seeds[0] for variant, seeds in histories.items()}
     figures = {"curves": report.plot_epoch_curves(first_seed, pictures / "epochs.png")}

@@ -17,7 +17,7 @@ patterns, chest prints and accessories are the toolkit's (same seeds); what diff
   * every camera: radial vignetting; JPEG quality 80 instead of 90;
   * no evaluation pairs (paired/): its infrared cameras do not mirror the layout of a visible camera.
 
-README's second-world table: `python -m experiments.second_world --root data/world2`, then
+docs/benchmark.md's second-world table: `python -m experiments.second_world --root data/world2`, then
 `python -m experiments run experiments/configs/demo_methods.yaml data.name=sysu data.root=data/world2 seeds=1`.
 
 Usage:

@@ -79,12 +79,22 @@ def read_weights_only(path: str | Path, map_location: str | torch.device = "cpu"
     """`torch.load(path, weights_only=True)`: whatever the file holds (a checkpoint, a plain state dict); a
     CheckpointError naming the file when it is missing, truncated, corrupt or holds other pickled objects."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file{_checkpoint_inside(path)}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for damaged files (KeyError, EOFError, ...)
         raise _load_error(path, error) from None
+
+
+def _checkpoint_inside(folder: Path) -> str:
+    """A hint naming the checkpoint a run folder (or its checkpoints/ folder) holds, or ""."""
+    for candidate in (folder / "checkpoints" / "last.pt", folder / "last.pt"):
+        if candidate.is_file():
+            return f" (did you mean {candidate}?)"
+    return ""
 
 
 def _load_error(path: Path, error: Exception) -> CheckpointError:

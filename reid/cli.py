@@ -9,19 +9,20 @@
     vireid extract --checkpoint CKPT --images cctv/ --modality vis --out cctv.pt
     vireid search --checkpoint CKPT --query probes/ --gallery cctv/ --out runs/search
     vireid export --checkpoint CKPT --format onnx --out deploy/reid.onnx
+    vireid experiment run demo          # added by the experiments package (entry-point group vireid.commands)
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import entry_points
 from typing import Sequence
 
-from .checkpoint import CheckpointError
-from .cli_support import (EXIT_INTERRUPTED, add_log_level_option, interrupted_message, log_level,
-                          parse_with_overrides)
-from .config import ConfigError
+from .cli_support import add_log_level_option, log_level, parse_with_overrides, run_handler
 from .commands import COMMANDS
 from .runtime import setup_logging
+
+COMMAND_GROUP = "vireid.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,24 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_log_level_option(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
+    for command in (*COMMANDS, *installed_commands()):
         command.add_parser(subparsers)
     return parser
+
+
+def installed_commands() -> list:
+    """The subcommands other installed packages add: modules with `add_parser(subparsers)`, registered under the
+    entry-point group `vireid.commands` (the toolkit's own `experiment`, from the experiments package)."""
+    return [entry.load() for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda entry: entry.name)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_with_overrides(build_parser(), argv)
     setup_logging(log_level(args))
-    try:
-        code, text = args.handler(args)
-    except KeyboardInterrupt:
-        print(interrupted_message("vireid", args), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (FileNotFoundError, ValueError, OSError, RuntimeError, KeyError, CheckpointError, ConfigError) as error:
-        print(f"vireid: error: {error}", file=sys.stderr)
-        return 2
-    print(text)
-    return code
+    return run_handler("vireid", args)
 
 
 if __name__ == "__main__":

@@ -7,21 +7,38 @@ import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .checkpoint import CheckpointError
+from .config import ConfigError
 from .files import write_text_atomically
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
-LOG_LEVEL_HELP = ("how much the toolkit logs to stderr (give it before COMMAND). When given it wins over the "
+LOG_LEVEL_HELP = ("how much the toolkit logs to stderr (before or after COMMAND). When given it wins over the "
                   "config's runtime.log_level; when not given, commands that read a config log at its "
                   "runtime.log_level and the others at INFO")
 
 
 def add_log_level_option(parser: argparse.ArgumentParser) -> None:
-    """`--log-level`, absent from the parsed arguments unless given (see `log_level`)."""
+    """`--log-level`, absent from the parsed arguments unless given (see `log_level`). `parse_with_overrides`
+    also accepts it after the command (`vireid train C --log-level DEBUG`)."""
     parser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help=LOG_LEVEL_HELP)
+
+
+def _log_level_after_commands(parser: argparse.ArgumentParser) -> None:
+    """Give every (nested) subcommand of a parser that has --log-level the option too; its SUPPRESS default leaves
+    a value given before the command in place when none follows it."""
+    if not any("--log-level" in action.option_strings for action in parser._actions):
+        return
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                if not any("--log-level" in item.option_strings for item in command._actions):
+                    add_log_level_option(command)
+                _log_level_after_commands(command)
 
 
 def log_level(args: argparse.Namespace, config_level: str = "INFO") -> str:
@@ -37,7 +54,9 @@ def is_override(item: str) -> bool:
 
 def parse_with_overrides(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse `argv`, letting key=value overrides stand anywhere after the command's CONFIG, options included
-    (`train C --resume X a=b`). A command without an `overrides` positional refuses them."""
+    (`train C --resume X a=b`). A command without an `overrides` positional refuses them. --log-level may follow
+    the command too."""
+    _log_level_after_commands(parser)
     args, extra = parser.parse_known_args(argv)
     if extra and not ("overrides" in args and all(is_override(item) for item in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -64,6 +83,25 @@ def _whole_number(text: str, minimum: int) -> int:
     if value is None or value < minimum:
         raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
     return value
+
+
+COMMAND_ERRORS = (ConfigError, CheckpointError, OSError, ValueError, RuntimeError, KeyError)  # what a CLI reports
+
+
+def run_handler(prog: str, args: argparse.Namespace) -> int:
+    """Run a parsed command (`args.handler(args)` -> (exit status, text)): print its text and return its status; a
+    Ctrl-C prints `interrupted_message` (EXIT_INTERRUPTED), an error of COMMAND_ERRORS one `PROG: error: ...` line
+    on stderr (2)."""
+    try:
+        code, text = args.handler(args)
+    except KeyboardInterrupt:
+        print(interrupted_message(prog, args), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except COMMAND_ERRORS as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return code
 
 
 def interrupted_message(prog: str, args: argparse.Namespace) -> str:

@@ -34,18 +34,20 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    """Which dataset to read. `name`: sysu | regdb | llcm | synthetic | folder (own footage: vis/ and ir/, no ids)."""
+    """Which dataset to read. `name`: sysu | regdb | llcm | synthetic | folder (own footage: vis/ and ir/, no ids).
 
-    name: str = "synthetic"
-    root: str = "data/synthetic"
+    num_ids, seed, images_per_camera, test_fraction, val_fraction: synthetic only, the generator's options
+    (`make_synthetic_sysu`): used when `root` holds no complete tree yet, checked against the tree's record when it
+    does; None: the generator's default / whatever the tree has."""
+
+    name: str = "synthetic"  # sysu | regdb | llcm | synthetic | folder
+    root: str = "data/synthetic"  # the dataset's folder (synthetic: generated there when absent)
     trial: int = 1  # RegDB split 1..10; ignored elsewhere
-    # synthetic only, the generator's options (`make_synthetic_sysu`): used when `root` holds no complete tree yet,
-    # checked against the tree's record when it does; None: the generator's default / whatever the tree has
-    num_ids: Optional[int] = None  # identities (generator default 60)
-    seed: Optional[int] = None  # (default 0)
-    images_per_camera: Optional[int] = None  # each (id, camera) gets this many images, +-1 (default 4)
-    test_fraction: Optional[float] = None  # share of the ids in exp/test_id.txt (default 0.3)
-    val_fraction: Optional[float] = None  # share of the ids in exp/val_id.txt (default 0.1)
+    num_ids: Optional[int] = None  # synthetic: identities (generator default 60)
+    seed: Optional[int] = None  # synthetic: the generator's seed (default 0)
+    images_per_camera: Optional[int] = None  # synthetic: each (id, camera) gets this many images, +-1 (default 4)
+    test_fraction: Optional[float] = None  # synthetic: share of the ids in exp/test_id.txt (default 0.3)
+    val_fraction: Optional[float] = None  # synthetic: share of the ids in exp/val_id.txt (default 0.1)
     evaluate_on: str = "test"  # test | val (sysu / synthetic: train on train_id.txt, evaluate on the val ids)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,5 @@
-"""Export a ReID model as an ONNX or TorchScript graph that computes the retrieval feature.
+"""Export a ReID model as an ONNX graph, a torch.export program or a TorchScript module that computes the retrieval
+feature.
 
 The graph takes images [B, 3, H, W] float32, already resized to the model's height x width and normalised with
 the ImageNet mean / std (what `reid.data.transforms.build_test_transform` does), B free, and returns
@@ -21,7 +22,9 @@ size, mean / std, modality, flip, normalise, feature size, output name, the chec
 opset, and the largest difference from PyTorch measured on a batch of another size than the traced one.
 
 ONNX goes through `torch.onnx.export(dynamo=True)` (torch.export + onnxscript, opset 18 or later; the dynamo
-exporter cannot convert these graphs to older opsets), the batch axis dynamic; TorchScript through
+exporter cannot convert these graphs to older opsets), the batch axis dynamic; "pt2" through `torch.export.export`
++ `torch.export.save` (the format torch recommends now: `torch.export.load(path).module()` runs it, the batch
+axis dynamic); TorchScript (deprecated in torch 2.9 and later, kept for libtorch users) through
 `torch.jit.trace` + `torch.jit.save`. Graphs are built in memory, run once to check them, and written atomically
 (`reid.files.write_atomically`). `vi_translate.export` writes translator generators with the same helpers.
 """
@@ -44,12 +47,13 @@ from torch import nn
 
 from .cli_support import write_json
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from .files import file_sha256, write_atomically
+from .files import check_output_file, file_sha256, write_atomically
 from .models import load_model_checkpoint
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "pt2", "torchscript")
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}  # each format's usual file suffix
 MODALITY_MODES = ("both", "vis", "ir", "input")
 STEMS = ("vis", "ir")
 INPUT_NAME = "images"
@@ -61,7 +65,7 @@ ONNX_INSTALL = "pip install -e '.[onnx]'"
 TOLERANCE = 1e-5  # largest difference from PyTorch expected in fp32 on the CPU for outputs of order 1 (the tests')
 TRACE_BATCH = 2  # batch of the example the graph is traced with (2, not 1: torch.export specialises a size of 1)
 CHECK_BATCH = 3  # batch of the check run after export: another size than the traced one
-EXPORTERS = {"onnx": "torch.onnx.export(dynamo=True)", "torchscript": "torch.jit.trace"}
+EXPORTERS = {"onnx": "torch.onnx.export(dynamo=True)", "pt2": "torch.export.export", "torchscript": "torch.jit.trace"}
 
 
 class ExportError(RuntimeError):
@@ -150,22 +154,16 @@ def check_format(fmt: str, opset: int | None = None) -> None:
         require_onnx()
 
 
-def prepare_output(path: str | os.PathLike) -> Path:
-    """`path` as a Path, its folder created; ValueError when `path` is a folder, OSError naming the folder when
-    it cannot be created or written into. Called before exporting, which takes seconds for a large model."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give the file to write, e.g. {path / 'model.onnx'}")
-    existing = next(folder for folder in (path.parent, *path.parent.parents)
-                    if folder.exists() or folder == folder.parent)
-    if existing.exists() and not existing.is_dir():
-        raise NotADirectoryError(f"cannot write {path}: {existing} is a file, not a folder")
+def prepare_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """`path` checked as a graph file to write (`reid.files.check_output_file`: not a folder, its folder writable,
+    an existing file replaced only when it is an earlier export, with its sidecar beside it, or with `overwrite`),
+    its folder created. Called before exporting, which takes seconds for a large model."""
+    path = check_output_file(path, what="--out", overwrite=overwrite, ours=lambda file: sidecar_path(file).is_file(),
+                             kind="an exported model (with its .json sidecar)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OSError(f"cannot create the folder of {path}: {error}") from error
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {path}: its folder {path.parent} is not writable")
     return path
 
 
@@ -186,6 +184,8 @@ def export_graph(module: nn.Module, example: tuple[torch.Tensor, ...], check: tu
     check_format(fmt, opset)
     if fmt == "onnx":
         data, opset = _onnx_bytes(module, example, path, input_names, output_name, opset)
+    elif fmt == "pt2":
+        data = _pt2_bytes(module, example, path)
     else:
         data = _torchscript_bytes(module, example, path)
     outcome = {"batch": int(check[0].shape[0])}
@@ -216,7 +216,11 @@ def export_graph(module: nn.Module, example: tuple[torch.Tensor, ...], check: tu
 def run_exported(graph: bytes | str | os.PathLike, fmt: str, inputs: tuple[torch.Tensor, ...],
                  input_names: Sequence[str]) -> torch.Tensor | None:
     """Run an exported graph (its bytes or its file) on `inputs` on the CPU: onnxruntime for ONNX (None when
-    onnxruntime is not installed), torch.jit.load for TorchScript."""
+    onnxruntime is not installed), torch.export.load for pt2, torch.jit.load for TorchScript."""
+    if fmt == "pt2":
+        program = torch.export.load(io.BytesIO(graph) if isinstance(graph, bytes) else str(graph))
+        with torch.no_grad():
+            return program.module()(*inputs).float()
     if fmt == "torchscript":
         source = io.BytesIO(graph) if isinstance(graph, bytes) else str(graph)
         with warnings.catch_warnings():
@@ -253,6 +257,17 @@ def _onnx_bytes(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path
     if opset is not None and written != opset:
         raise ExportError(f"cannot export {path} at ONNX opset {opset}: the exporter wrote opset {written}")
     return proto.SerializeToString(), written
+
+
+def _pt2_bytes(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> bytes:
+    batch = torch.export.Dim("batch")
+    buffer = io.BytesIO()
+    try:
+        program = torch.export.export(module, example, dynamic_shapes=tuple({0: batch} for _ in example))
+        torch.export.save(program, buffer)
+    except Exception as error:  # torch.export's own error types name no file
+        raise ExportError(f"cannot export {path} as a torch.export program: {_first_line(error)}") from error
+    return buffer.getvalue()
 
 
 def _torchscript_bytes(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> bytes:
@@ -302,12 +317,15 @@ def graph_paths(out: str | os.PathLike, modality: str) -> dict[str, Path]:
     {modality: OUT} for "vis", "ir" and "input"."""
     if modality not in MODALITY_MODES:
         raise ValueError(f"modality must be one of {MODALITY_MODES}, got {modality!r}")
-    out = Path(out)
-    if out.is_dir():
-        raise ValueError(f"{out} is a folder; give the file to write, e.g. {out / 'model.onnx'}")
+    out = check_output_file(out, what="--out", overwrite=True)  # a folder (or `out/`) is refused here
     if modality != "both":
         return {modality: out}
     return {stem: out.with_name(f"{out.stem}_{stem}{out.suffix}") for stem in STEMS}
+
+
+def prepared_graph_paths(out: str | os.PathLike, modality: str, overwrite: bool = False) -> dict[str, Path]:
+    """`graph_paths`, each checked and its folder made by `prepare_output`: the outputs a ReID export writes."""
+    return {stem: prepare_output(path, overwrite=overwrite) for stem, path in graph_paths(out, modality).items()}
 
 
 def embedding_module(model: nn.Module, modality: str, *, flip: bool = False, normalise: bool = True) -> nn.Module:
@@ -319,21 +337,20 @@ def embedding_module(model: nn.Module, modality: str, *, flip: bool = False, nor
 
 def export_reid_model(model: nn.Module, model_config, out: str | os.PathLike, *, fmt: str = "onnx",
                       modality: str = "both", flip: bool = False, normalise: bool = True, opset: int | None = None,
-                      checkpoint: str | os.PathLike | None = None,
-                      checkpoint_sha256: str | None = None) -> list[Path]:
+                      checkpoint: str | os.PathLike | None = None, checkpoint_sha256: str | None = None,
+                      overwrite: bool = False) -> list[Path]:
     """Export a two-stream ReID model (`reid.models.TwoStreamNet`) for retrieval; returns the graph files
     written (each with its sidecar, `sidecar_path(graph)`).
 
-    model_config: its `reid.config.ModelConfig` (input height and width, architecture). fmt: "onnx" or
+    model_config: its `reid.config.ModelConfig` (input height and width, architecture). fmt: "onnx", "pt2" or
     "torchscript". modality: "both" (a graph per stem, OUT_vis / OUT_ir), "vis", "ir" or "input" (is_ir as a
     second input). flip, normalise: see the module docstring. opset: ONNX opset (>= 18; default the
     exporter's). checkpoint, checkpoint_sha256: recorded in the sidecar (the hash is computed when only the
-    path is given). The model is copied to the CPU in eval mode; the caller's model is left as it is.
+    path is given). overwrite: replace existing files that are not earlier exports (`prepare_output`). The model
+    is copied to the CPU in eval mode; the caller's model is left as it is.
     """
-    paths = graph_paths(out, modality)
     check_format(fmt, opset)
-    for path in paths.values():
-        prepare_output(path)
+    paths = prepared_graph_paths(out, modality, overwrite)
     if checkpoint is not None and checkpoint_sha256 is None:
         checkpoint_sha256 = file_sha256(checkpoint)
     model = cpu_eval_copy(model)
@@ -389,5 +406,6 @@ def reid_sidecar(model: nn.Module, model_config, path: Path, modality: str, *, f
 def export_reid_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, **options) -> list[Path]:
     """`export_reid_model` for the model of a "reid" checkpoint (errors name the file); same options."""
     check_format(options.get("fmt", "onnx"), options.get("opset"))
+    prepared_graph_paths(out, options.get("modality", "both"), options.get("overwrite", False))  # before loading
     model, model_config = load_model_checkpoint(checkpoint, "cpu")
     return export_reid_model(model, model_config, out, checkpoint=checkpoint, **options)

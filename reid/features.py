@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import runtime
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT
 from .checkpoint import CheckpointError, load_checkpoint, require_state, save_checkpoint
 from .data import Record, read_image, relative_path
 from .data.io import raise_image_errors
@@ -74,6 +75,17 @@ class FeatureSet:
                 raise KeyError(f"no feature for {record.path} in this feature set ({len(self.records)} images)")
             rows.append(row)
         return self.features[torch.as_tensor(rows, dtype=torch.int64)]
+
+
+def is_features_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is a features file (`FeatureSet.save`: a checkpoint of kind "features"), told from its header
+    without reading its tensors (memory-mapped); False for any other file."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - whatever torch raises, the file is not one of ours
+        return False
+    return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT \
+        and payload.get("kind") == FEATURES_KIND
 
 
 # ------------------------------------------------------------------------------------ extraction

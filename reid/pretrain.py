@@ -31,7 +31,7 @@ from .data.synthetic.writer import MARKER_NAME
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, gpu_augment
 from .evaluation import evaluate_ranking
 from .features import extract_features
-from .files import write_text_atomically
+from .files import check_output_folder, write_text_atomically
 from .models import build_model_from_config, read_backbone, resolve_weights, save_backbone
 from .models.weights import BACKBONE_KIND
 from .pretrain_config import PretrainConfig
@@ -109,6 +109,7 @@ def pretrain_backbone(config: PretrainConfig, *, fresh: bool = False) -> Path:
     Resumes the run folder's checkpoint when `config` is the same run (else ResumeError); fresh: first move the old
     run's files (RUN_FILES) into OUTPUT_DIR/previous/<n>/.
     """
+    check_output_folder(config.output_dir, what="output_dir")
     return _Pretraining(config).run(fresh)
 
 

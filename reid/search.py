@@ -47,6 +47,8 @@ MATCH_COLOURS = {True: "#1a9641", False: "#d7191c"}  # green / red, as the exper
 UNKNOWN_FRAME = "#bbbbbb"  # PNG frame of a gallery image whose identity is unknown
 THUMBNAIL_SIZE = (64, 128)  # width, height: the usual person crop
 DPI = 110
+SIMILARITY_DECIMALS = 2  # in the HTML and PNG captions (the CSV and the HTML's data-similarity hold the exact value)
+NAME_CHARS = 16  # a PNG caption's file name is cut to its last NAME_CHARS characters
 LISTING_RULE = ("searched recursively: .jpg .jpeg .png .bmp in any case, sorted by path folder by folder, hidden "
                 "files and folders skipped, symlinked folders followed")
 IDENTITY_RULE = ("identity (pid) = the name of the folder an image sits in when it is a whole number "
@@ -92,12 +94,38 @@ def folder_records(root: str | os.PathLike, modality: str, what: str = "images")
 
 
 def extract_folder(model: nn.Module, root: str | os.PathLike, modality: str, device: torch.device, *,
-                   height: int, width: int, what: str = "images", **kwargs) -> FeatureSet:
-    """FeatureSet of every image under `root` (`folder_records`): features [N, D] by `extract_features`
-    (flip-averaged, L2-normalised; keyword arguments such as batch_size, num_workers, flip passed through).
-    Save it with `.save(path, root=root)` to keep its paths relative to the folder."""
-    records = folder_records(root, modality, what)
+                   height: int, width: int, what: str = "images", records: Sequence[Record] | None = None,
+                   **kwargs) -> FeatureSet:
+    """FeatureSet of every image under `root` (`folder_records`, or `records` when the caller listed them already):
+    features [N, D] by `extract_features` (flip-averaged, L2-normalised; keyword arguments such as batch_size,
+    num_workers, flip passed through). Save it with `.save(path, root=root)` to keep its paths relative to the
+    folder."""
+    records = list(folder_records(root, modality, what) if records is None else records)
     return FeatureSet(records, extract_features(model, records, device, height=height, width=width, **kwargs))
+
+
+def check_features_match(feature_set: FeatureSet, root: str | os.PathLike, *, file_label: str,
+                         folder_label: str, shown: int = 3) -> None:
+    """ValueError naming the features file and the folder (`file_label`, `folder_label`, e.g. "--query-features
+    q.pt", "--query probes/") unless the images of `feature_set` (loaded with `root=root`) are exactly the images
+    under `root` (the listing rule of `folder_images`): says how many of its images are not there and how many
+    there it lacks, with the first `shown` names of each."""
+    stored = {relative_path(record.path, root) for record in feature_set.records}
+    on_disk = set(walk_images(Path(root)))
+    missing, extra = sorted(stored - on_disk), sorted(on_disk - stored)
+    if not missing and not extra:
+        return
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of its {len(stored)} images are not there ({_first(missing, shown)})")
+    if extra:
+        problems.append(f"{len(extra)} of the {len(on_disk)} images there are not in it ({_first(extra, shown)})")
+    raise ValueError(f"{file_label} does not describe the images under {folder_label}: {'; '.join(problems)}. "
+                     "Give the folder the file was extracted from, or extract this folder again (vireid extract)")
+
+
+def _first(names: Sequence[str], shown: int) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
 
 
 def identities_known(*record_lists: Sequence[Record]) -> bool:
@@ -286,12 +314,14 @@ background-size:contain}
 def write_rank_html(query_paths: Sequence[str], gallery_paths: Sequence[str], indices: np.ndarray,
                     similarities: np.ndarray, path: str | os.PathLike, *, query_ids: Sequence[int] | None = None,
                     gallery_ids: Sequence[int] | None = None, query_names: Sequence[str] | None = None,
-                    gallery_names: Sequence[str] | None = None, title: str = "Rank list", summary: str = "") -> Path:
-    """A self-contained HTML rank list at `path` (atomically): one table row per query (`tr.ranks`), the query
-    thumbnail then its k gallery thumbnails (`td.hit` with data-rank, data-gallery, data-similarity), captioned
-    with rank and similarity. With ids, each hit's frame is green (same identity, class `match`) or red (class
-    `nomatch`); without, no frame. Thumbnails are embedded once per image as base64 JPEG in CSS classes, so
-    the file needs nothing beside it.
+                    gallery_names: Sequence[str] | None = None, title: str = "Rank list", summary: str = "",
+                    max_rows: int | None = None) -> Path:
+    """A self-contained HTML rank list at `path` (atomically): one table row per query (`tr.ranks`) for the first
+    `max_rows` queries (all when None; the page says how many of how many it shows), the query thumbnail then its
+    k gallery thumbnails (`td.hit` with data-rank, data-gallery, data-similarity: the exact float32), captioned
+    with rank and similarity (SIMILARITY_DECIMALS). With ids, each hit's frame is green (same identity, class
+    `match`) or red (class `nomatch`); without, no frame. Thumbnails are embedded once per image as base64 JPEG
+    in CSS classes, so the file needs nothing beside it.
 
     query_paths: [Q], gallery_paths: [G] readable image paths; names: what captions show (default the paths);
     indices, similarities: [Q, k]."""
@@ -311,7 +341,8 @@ def write_rank_html(query_paths: Sequence[str], gallery_paths: Sequence[str], in
                 f'{style}></div>')
 
     rows = []
-    for q, (row, sims) in enumerate(zip(indices, similarities)):
+    shown = len(indices) if max_rows is None else min(max_rows, len(indices))
+    for q, (row, sims) in enumerate(zip(indices[:shown], similarities[:shown])):
         query_id = f"<br>id {int(query_ids[q])}" if with_ids else ""
         cells = [f'<td class="query">{thumb("query", q, query_paths[q], query_names[q])}<b>query</b>{query_id}'
                  f'<div class="name">{html.escape(query_names[q])}</div></td>']
@@ -325,14 +356,24 @@ def write_rank_html(query_paths: Sequence[str], gallery_paths: Sequence[str], in
             cells.append(f'<td class="{kind}" data-rank="{rank}" data-gallery="{html.escape(gallery_names[g])}" '
                          f'data-similarity="{_format_similarity(sim)}">'
                          f'{thumb("gallery", int(g), gallery_paths[g], gallery_names[g], style)}'
-                         f'#{rank} &middot; {float(sim):.4f}{gallery_id}</td>')
+                         f'#{rank} &middot; {float(sim):.{SIMILARITY_DECIMALS}f}{gallery_id}</td>')
         rows.append(f'<tr class="ranks">{"".join(cells)}</tr>')
     legend = " Frames: green = same identity as the query, red = different." if with_ids else ""
     text = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
             f"<style>\n{HTML_STYLE}\n{chr(10).join(rules)}\n</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
             f"<p>{html.escape(summary)}{legend} Similarity: cosine of L2-normalised features.</p>\n"
+            f'<p class="shown">Queries shown: {_shown_text(shown, len(indices))}.</p>\n'
             f'<table>\n{chr(10).join(rows)}\n</table>\n</body>\n</html>\n')
     return write_text_atomically(path, text)
+
+
+def _shown_text(shown: int, total: int) -> str:
+    return f"all {total}" if shown == total else f"the first {shown} of {total}"
+
+
+def short_name(name: str, chars: int = NAME_CHARS) -> str:
+    """`name` cut to its last `chars` characters, an ellipsis first, when longer: the end, where the file name is."""
+    return name if len(name) <= chars else "\u2026" + name[len(name) - chars + 1:]
 
 
 def rank_plot_size(num_rows: int, top_k: int) -> tuple[int, int]:
@@ -351,19 +392,24 @@ def _thumbnail_array(path: str | os.PathLike) -> np.ndarray:
 
 def plot_rank_rows(query_paths: Sequence[str], gallery_paths: Sequence[str], indices: np.ndarray,
                    similarities: np.ndarray, path: str | os.PathLike, *, query_ids: Sequence[int] | None = None,
-                   gallery_ids: Sequence[int] | None = None, max_rows: int = 10, title: str = "Rank list") -> Path:
+                   gallery_ids: Sequence[int] | None = None, max_rows: int = 10, title: str = "Rank list",
+                   query_names: Sequence[str] | None = None, gallery_names: Sequence[str] | None = None) -> Path:
     """A PNG at `path` (atomically) of the first `max_rows` queries, drawn as the experiment report's retrieval
-    rows: the query framed black, then its k gallery images captioned `#rank similarity` (and ids), framed green
-    / red for same / different identity when ids are given, grey otherwise. Size: `rank_plot_size`.
+    rows: the query framed black, then its k gallery images captioned `#rank similarity` (SIMILARITY_DECIMALS),
+    each image's name (`short_name`) and ids, framed green / red for same / different identity when ids are given,
+    grey otherwise. Size: `rank_plot_size`.
 
-    query_paths: [Q], gallery_paths: [G] readable image paths; indices, similarities: [Q, k]."""
+    query_paths: [Q], gallery_paths: [G] readable image paths; names: what captions show (default the file
+    names); indices, similarities: [Q, k]."""
     from matplotlib.figure import Figure  # noqa: PLC0415 (slow import, only when drawing; no global backend)
 
     with_ids = _ids_given(query_ids, gallery_ids)
+    query_names = [Path(p).name for p in query_paths] if query_names is None else query_names
+    gallery_names = [Path(p).name for p in gallery_paths] if gallery_names is None else gallery_names
     lines = min(max_rows, len(indices))
     top_k = indices.shape[1]
     figure = Figure(figsize=_figure_inches(lines, top_k), dpi=DPI)
-    axes = figure.subplots(max(lines, 1), 1 + top_k, squeeze=False, gridspec_kw={"wspace": 0.12, "hspace": 0.35})
+    axes = figure.subplots(max(lines, 1), 1 + top_k, squeeze=False, gridspec_kw={"wspace": 0.12, "hspace": 0.45})
     cache: dict[str, np.ndarray] = {}
 
     def draw(axis, image_path: str, frame: str, caption: str, colour: str = "black") -> None:
@@ -375,18 +421,20 @@ def plot_rank_rows(query_paths: Sequence[str], gallery_paths: Sequence[str], ind
         for spine in axis.spines.values():
             spine.set_edgecolor(frame)
             spine.set_linewidth(4)
-        axis.set_xlabel(caption, fontsize=9, color=colour)
+        axis.set_xlabel(caption, fontsize=8, color=colour)
 
     for q in range(lines):
         line = axes[q]
-        draw(line[0], query_paths[q], "black", f"query\nid {int(query_ids[q])}" if with_ids else "query")
+        query_id = f"\nid {int(query_ids[q])}" if with_ids else ""
+        draw(line[0], query_paths[q], "black", f"query\n{short_name(query_names[q])}{query_id}")
         for rank, (g, sim) in enumerate(zip(indices[q], similarities[q]), start=1):
+            caption = f"#{rank} {float(sim):.{SIMILARITY_DECIMALS}f}\n{short_name(gallery_names[g])}"
             if with_ids:
                 same = bool(query_ids[q] == gallery_ids[g])
-                draw(line[rank], gallery_paths[g], MATCH_COLOURS[same],
-                     f"#{rank} {float(sim):.3f}\nid {int(gallery_ids[g])}", MATCH_COLOURS[same])
+                draw(line[rank], gallery_paths[g], MATCH_COLOURS[same], f"{caption}\nid {int(gallery_ids[g])}",
+                     MATCH_COLOURS[same])
             else:
-                draw(line[rank], gallery_paths[g], UNKNOWN_FRAME, f"#{rank} {float(sim):.3f}")
+                draw(line[rank], gallery_paths[g], UNKNOWN_FRAME, caption)
     if lines == 0:
         for axis in axes.flat:
             axis.set_axis_off()
@@ -394,7 +442,7 @@ def plot_rank_rows(query_paths: Sequence[str], gallery_paths: Sequence[str], ind
     legend = "green = same identity, red = different" if with_ids else "identities unknown"
     figure.suptitle(f"{title}: first {lines} of {len(indices)} queries\n({legend})", fontsize=11,
                     y=1 - 0.1 / height, va="top")
-    figure.subplots_adjust(left=0.03, right=0.97, bottom=0.45 / height, top=1 - 0.75 / height)
+    figure.subplots_adjust(left=0.03, right=0.97, bottom=0.6 / height, top=1 - 0.75 / height)
     return write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI))
 
 

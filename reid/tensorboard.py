@@ -1,4 +1,5 @@
-"""TensorBoard event files beside a run's metrics, an optional extra (`pip install 'vireid[tensorboard]'`).
+"""TensorBoard event files beside a run's metrics, an optional extra (`pip install -e '.[tensorboard]'` in the
+repository).
 
     log = TensorBoardLog(run_dir, enabled=config.runtime.tensorboard and context.is_main, purge_step=first_step)
     log.scalars(step, {"loss/vis": 0.8, "lr": 3.5e-4})
@@ -29,7 +30,7 @@ from typing import Any, Mapping
 
 logger = logging.getLogger(__name__)
 TENSORBOARD_DIR = "tensorboard"  # RUN_DIR/tensorboard/
-INSTALL_HINT = "pip install 'vireid[tensorboard]' (or pip install tensorboard)"
+INSTALL_HINT = "pip install -e '.[tensorboard]' in the repository (or pip install tensorboard)"
 EVENT_FILES = "events.out.tfevents.*"
 EVAL_COUNTS = frozenset({"num_trials"})  # numbers of a ReID record's "eval" settings that are no metric
 

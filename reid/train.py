@@ -40,7 +40,7 @@ from .data.training_images import OTHER_MODALITY, TrainingImages
 from .data.transforms import build_train_transform, gpu_augment
 from .evaluation import cluster_quality, evaluate_protocol
 from .features import extract_features
-from .files import write_text_atomically
+from .files import check_output_folder, write_text_atomically
 from .methods import EpochContext, EpochPlan, Method, Objective, StepBatch, build_method, phase_of
 from .models import build_model_from_config, save_model_checkpoint
 from .pretrain import check_disjoint_start
@@ -89,6 +89,7 @@ def train_reid(config: ReIDConfig, *, fresh: bool = False) -> Path:
     A run folder holding a checkpoint resumes it when `config` is the same run (`check_same_run`), else
     ResumeError. fresh: first move the old run's files (REID_RUN_FILES) into <output_dir>/previous/<n>/.
     """
+    check_output_folder(config.output_dir, what="output_dir")
     context = init_distributed(config.runtime.device)
     try:
         return _Run(with_method_options(config), context).train(fresh)

@@ -163,6 +163,9 @@ class EvalConfig:
     settings: Optional[list[str]] = None  # default: every setting of the dataset
     batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        check_positive("eval", self, ("every", "trials", "batch_size"))
+
 
 @dataclass
 class ReIDConfig:

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-import experiments.__main__ as experiments_cli
+import experiments.cli as experiments_cli
 import reid.commands.data as data_command
 import reid.commands.train as train_command
 import vi_translate.cli as translate_cli

@@ -1,7 +1,7 @@
-"""`vireid export` / `reid.export`: every format and modality mode, run with onnxruntime or torch.jit.load on
-two batch sizes, against the PyTorch model's own forward (`model(images, is_ir)`, `embed_batch`).
+"""`vireid export` / `reid.export`: every format and modality mode, run with onnxruntime, torch.export.load or
+torch.jit.load on two batch sizes, against the PyTorch model's own forward (`model(images, is_ir)`, `embed_batch`).
 
-Tolerance: TOLERANCE = 1e-5 absolute, fp32 on the CPU (measured: about 1e-7 for ONNX, 0 for TorchScript)."""
+Tolerance: TOLERANCE = 1e-5 absolute, fp32 on the CPU (measured: about 1e-7 for ONNX, 0 for pt2 and TorchScript)."""
 from __future__ import annotations
 
 import hashlib
@@ -22,11 +22,11 @@ TOLERANCE = 1e-5  # absolute, fp32 on the CPU
 pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"),  # its deprecation notice
               pytest.mark.usefixtures("one_torch_thread")]
 HEIGHT, WIDTH = 32, 16
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
 # each mode exported once per format, with flip / normalise varied across modes (the CLI test adds neither)
 SETTINGS = {"vis": {"flip": True, "normalise": True}, "ir": {"flip": True, "normalise": False},
             "both": {"flip": False, "normalise": True}, "input": {"flip": True, "normalise": True}}
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "pt2", "torchscript")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,11 @@ def reference(net, images, is_ir, *, flip, normalise):
 
 
 def run_graph(path, fmt, images, is_ir=None):
-    """Run an exported file as a user would: onnxruntime, or torch.jit.load."""
+    """Run an exported file as a user would: onnxruntime, torch.export.load, or torch.jit.load."""
+    if fmt == "pt2":
+        program = torch.export.load(str(path)).module()
+        with torch.no_grad():
+            return program(images) if is_ir is None else program(images, is_ir)
     if fmt == "onnx":
         onnxruntime = pytest.importorskip("onnxruntime")
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -201,8 +205,8 @@ def test_onnx_graph_declares_a_dynamic_batch_and_its_names(exported):
 
 
 def test_readme_recipe_without_the_toolkit_gives_the_evaluation_features(exported, model, tmp_path):
-    """README's snippet (PIL bilinear resize, the sidecar's mean / std, onnxruntime) on an image file of another
-    size equals `extract_features` of that file, the features `vireid evaluate` ranks (flip off, as the graph)."""
+    """docs/deployment.md's snippet (PIL bilinear resize, the sidecar's mean / std, onnxruntime) on an image file of
+    another size equals `extract_features` of that file, the features `vireid evaluate` ranks (flip off, as the graph)."""
     onnxruntime = pytest.importorskip("onnxruntime")
     import numpy as np
     from PIL import Image
@@ -214,7 +218,7 @@ def test_readme_recipe_without_the_toolkit_gives_the_evaluation_features(exporte
     person = tmp_path / "person.jpg"
     pixels = np.random.default_rng(0).integers(0, 256, (77, 41, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(person)
-    # README "Export a model", verbatim but for the paths
+    # docs/deployment.md "Export a model", verbatim but for the paths
     meta = json.load(open(sidecar_path(vis_graph))); size, pre = meta["input_size"], meta["preprocessing"]
     image = Image.open(person).convert("RGB").resize((size["width"], size["height"]), Image.BILINEAR)
     images = ((np.asarray(image, np.float32) / 255 - pre["mean"]) / pre["std"]).transpose(2, 0, 1)[None].astype(
@@ -287,11 +291,29 @@ def test_bad_checkpoints_and_outputs_are_errors_naming_the_file(checkpoint, tmp_
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     message = error("--checkpoint", str(checkpoint), "--out", str(blocker / "m.pt"))
-    assert f"vireid: error: cannot write {blocker / 'm_vis.pt'}: {blocker} is a file" in message
-    assert "is a folder" in error("--checkpoint", str(checkpoint), "--out", str(tmp_path))
+    assert f"vireid: error: --out {blocker / 'm.pt'}: {blocker} is a file, not a folder" in message
+    assert "is a folder, not a file" in error("--checkpoint", str(checkpoint), "--out", str(tmp_path))
+    # a trailing separator names a folder, not a file "newdir" (nor newdir_vis / newdir.json)
+    assert f"--out {tmp_path / 'newdir'}/ is a folder, not a file: give the path of the file to write" \
+        in error("--checkpoint", str(checkpoint), "--out", f"{tmp_path / 'newdir'}/")
+    # an unrelated file is not replaced without --overwrite; an earlier export (with its sidecar) is
+    notes = tmp_path / "notes_vis.pt"
+    notes.write_text("mine")
+    assert "already exists and is not an exported model" in error("--checkpoint", str(checkpoint), "--out",
+                                                                  str(tmp_path / "notes.pt"))
+    assert notes.read_text() == "mine"
+    notes.unlink()
     assert "opset 18 or later" in error("--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx"),
                                         "--format", "onnx", "--opset", "17")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "garbage.pt"]
+    for _ in range(2):  # a rerun replaces its own export; --overwrite replaces anything
+        assert main(["export", "--checkpoint", str(checkpoint), "--format", "pt2", "--modality", "vis", "--out",
+                     str(tmp_path / "again.pt2")]) == 0
+    (tmp_path / "again.pt2.json").unlink()
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "pt2", "--modality", "vis", "--out",
+                 str(tmp_path / "again.pt2")]) == 2
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "pt2", "--modality", "vis", "--out",
+                 str(tmp_path / "again.pt2"), "--overwrite"]) == 0
 
 
 def test_help_explains_every_option(capsys):

@@ -198,7 +198,7 @@ def test_without_the_package_the_log_does_nothing_and_says_so_once(tmp_path, mon
     assert not log.active and not (tmp_path / TENSORBOARD_DIR).exists()
     messages = [r for r in caplog.records if r.name == "reid.tensorboard"]
     assert len(messages) == 1 and messages[0].levelno == logging.INFO
-    assert "pip install 'vireid[tensorboard]'" in messages[0].getMessage()
+    assert "pip install -e '.[tensorboard]'" in messages[0].getMessage()
 
 
 def test_switched_off_it_writes_nothing_and_logs_nothing(tmp_path, caplog):

@@ -16,6 +16,7 @@ from reid.checkpoint import CheckpointError
 from reid.cli_support import (EXIT_INTERRUPTED, add_log_level_option, interrupted_message, log_level,
                               parse_with_overrides, positive_int)
 from reid.config import ConfigError, load_config
+from reid.files import check_output_folder
 from reid.runtime import resolve_device, setup_logging
 
 from . import evaluate, export, import_reference, translate
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ir_channels), model (ngf, ndf, n_blocks, n_layers_d), train (gan_mode, lambda_cycle, "
                     "lambda_identity, pool_size, lr, beta1, batch_size, epochs, epochs_decay, max_steps, "
                     "log_every, sample_every, checkpoint_every, num_samples), runtime (device, seed, workers, "
-                    "bf16, channels_last, log_level, which an explicit --log-level before `train` overrides), "
+                    "bf16, channels_last, log_level, which an explicit --log-level overrides), "
                     "output_dir. OVERRIDEs may also follow the options.\n\n"
                     "The run folder gets config.yaml, checkpoints/last.pt, metrics.jsonl, loss_curves.png and "
                     "samples/step_*.png. Rerunning the same command resumes from checkpoints/last.pt. "
@@ -68,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sample", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="translate a few images with a trained translator",
         description="Translate an image, or the first images of a folder, with one direction of a translator "
-                    "checkpoint; writes <name>_<direction>.png (at each image's own size) and a grid.")
+                    "checkpoint; writes OUT/<path>_<direction>.png (at each image's own size; <path> is the "
+                    "image's path relative to --input with its folders joined by _ and its suffix dropped, e.g. "
+                    "cam1_0001_0002_vis2ir.png; -2, -3, ... where two would clash) and OUT/grid_<direction>.png.")
     sample.add_argument("--checkpoint", required=True, help="translator checkpoint (vi-translate train)")
     sample.add_argument("--input", required=True, help="an image file or a folder of images")
     sample.add_argument("--direction", required=True, choices=DIRECTIONS, help="which generator to apply")
@@ -92,6 +95,7 @@ def _run_train(args: argparse.Namespace) -> tuple[int, str]:
 
 
 def _run_sample(args: argparse.Namespace) -> tuple[int, str]:
+    check_output_folder(args.out, what="--out")
     written = sample_translations(args.checkpoint, args.input, args.direction, args.out,
                                   device=resolve_device(args.device), limit=args.limit)
     return 0, f"wrote {len(written)} files to {args.out}"

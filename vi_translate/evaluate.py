@@ -37,6 +37,7 @@ from reid.cli_support import positive_int, write_json
 from reid.data import Record, read_image
 from reid.data.synthetic import PAIRED_DIR
 from reid.data.sysu import IMAGE_SUFFIXES, read_id_file
+from reid.files import check_output_folder
 from reid.runtime import autocast, progress
 
 from . import metrics
@@ -522,6 +523,7 @@ def run(args) -> tuple[int, str]:
     from .checkpoint import load_translator
 
     _check_inputs(args)
+    out = check_output_folder(args.out, what="--out")  # before minutes of work, not after
     device = resolve_device(args.device)
     started = time.perf_counter()
     extractor = build_extractor(args.extractor, args.extractor_weights, device) if args.dataset else None
@@ -556,7 +558,6 @@ def run(args) -> tuple[int, str]:
         if grid is None:
             grid = [samples[key] for key in ("vis", "fake_ir", "ir", "fake_vis")]
     results["seconds"] = round(time.perf_counter() - started, 2)
-    out = Path(args.out)
     write_results(out / RESULTS_NAME, results)
     save_translation_grid(out / GRID_NAME, grid)
     return 0, f"{format_table(results)}\nwrote {out / RESULTS_NAME} and {out / GRID_NAME}"

@@ -19,8 +19,10 @@ from pathlib import Path
 from torch import nn
 
 from reid.cli_support import positive_int, write_json
-from reid.export import (CHECK_BATCH, FORMATS, MIN_OPSET, ONNX_INSTALL, TRACE_BATCH, check_format, cpu_eval_copy,
-                         describe_check, example_images, export_graph, file_sha256, prepare_output, sidecar_path)
+from reid.files import check_output_folder
+from reid.export import (CHECK_BATCH, FORMATS, MIN_OPSET, ONNX_INSTALL, SUFFIXES, TRACE_BATCH, check_format,
+                         cpu_eval_copy, describe_check, example_images, export_graph, file_sha256, prepare_output,
+                         sidecar_path)
 
 from .checkpoint import load_translator
 from .config import TranslatorConfig
@@ -29,7 +31,6 @@ from .cyclegan import VIS_CHANNELS, CycleGANNets
 logger = logging.getLogger(__name__)
 
 DIRECTIONS = ("vis2ir", "ir2vis", "both")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAME = "images"
 OUTPUT_NAME = "translated"
 VALUE_RANGE = (-1.0, 1.0)
@@ -52,29 +53,27 @@ def generator_paths(out_dir: str | os.PathLike, fmt: str, direction: str) -> dic
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     check_format(fmt)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder to write the generators into")
+    out = check_output_folder(out_dir, what="--out")
     chosen = ("vis2ir", "ir2vis") if direction == "both" else (direction,)
     return {name: out / f"{name}{SUFFIXES[fmt]}" for name in chosen}
 
 
 def export_generators(nets: CycleGANNets, config: TranslatorConfig, out_dir: str | os.PathLike, *,
                       fmt: str = "onnx", direction: str = "both", opset: int | None = None,
-                      checkpoint: str | os.PathLike | None = None,
-                      checkpoint_sha256: str | None = None) -> list[Path]:
+                      checkpoint: str | os.PathLike | None = None, checkpoint_sha256: str | None = None,
+                      overwrite: bool = False) -> list[Path]:
     """Export the generators of a translator (`load_translator`) into `out_dir`; returns the graph files written
     (each with its sidecar, `reid.export.sidecar_path(graph)`).
 
-    config: the translator's config (crop size, ir_channels). fmt: "onnx" or "torchscript". direction:
+    config: the translator's config (crop size, ir_channels). fmt: "onnx", "pt2" or "torchscript". direction:
     "vis2ir", "ir2vis" or "both". opset: ONNX opset (>= 18; default the exporter's). checkpoint,
-    checkpoint_sha256: recorded in the sidecars (the hash is computed when only the path is given). The
-    generators are copied to the CPU in eval mode; the caller's are left as they are.
+    checkpoint_sha256: recorded in the sidecars (the hash is computed when only the path is given). overwrite:
+    replace existing files that are not earlier exports (`reid.export.prepare_output`). The generators are copied to the CPU in eval mode; the caller's are left as they are.
     """
     paths = generator_paths(out_dir, fmt, direction)
     check_format(fmt, opset)
     for path in paths.values():
-        prepare_output(path)
+        prepare_output(path, overwrite=overwrite)
     if checkpoint is not None and checkpoint_sha256 is None:
         checkpoint_sha256 = file_sha256(checkpoint)
     height, width = config.image.crop_height, config.image.crop_width
@@ -138,10 +137,10 @@ def export_translator_checkpoint(checkpoint: str | os.PathLike, out_dir: str | o
 def add_parser(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="write a translator's generators as ONNX or TorchScript models",
-        description="Write each generator of a translator checkpoint as an ONNX graph (torch.onnx dynamo exporter) "
-                    "or a TorchScript module (torch.jit.trace), the batch size free: OUT/vis2ir.onnx and "
-                    "OUT/ir2vis.onnx (.pt for TorchScript). Input \"images\" [B, C, H, W] float32 in [-1, 1] at the "
+        help="write a translator's generators as ONNX, torch.export or TorchScript models",
+        description="Write each generator of a translator checkpoint as an ONNX graph (torch.onnx dynamo exporter), "
+                    "a torch.export program (.pt2) or a TorchScript module (torch.jit.trace), the batch size free: "
+                    "OUT/vis2ir.onnx and OUT/ir2vis.onnx (.pt2, or .pt for TorchScript). Input \"images\" [B, C, H, W] float32 in [-1, 1] at the "
                     "training crop size (resized bicubic, pixel / 127.5 - 1, as `vi-translate sample` does); "
                     "output \"translated\" [B, C, H, W] in [-1, 1]; C is 3 for visible images and the checkpoint's "
                     "image.ir_channels for infrared ones. Each graph gets a JSON sidecar, OUT/<file>.json, with the "
@@ -151,9 +150,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--checkpoint", required=True,
                         help="translator checkpoint (vi-translate train or import-reference) to export")
     export.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx",
-                        help="onnx: .onnx graphs for onnxruntime and other runtimes; torchscript: .pt modules for "
-                             "torch.jit.load")
+                        help="onnx: .onnx graphs for onnxruntime and other runtimes; pt2: torch.export programs "
+                             "(.pt2) for torch.export.load(path).module(), the format torch recommends; torchscript: "
+                             ".pt modules for torch.jit.load (deprecated by torch, kept for libtorch)")
     export.add_argument("--out", required=True, help="output folder (created if missing)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace existing files of the same names even when they are not earlier exports "
+                             "(an earlier export, with its .json sidecar, is always replaced)")
     export.add_argument("--direction", choices=DIRECTIONS, default="both",
                         help="which generator to export: vis2ir (visible -> infrared), ir2vis, or both")
     export.add_argument("--opset", type=positive_int,
@@ -163,5 +166,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> tuple[int, str]:
     written = export_translator_checkpoint(args.checkpoint, args.out, fmt=args.fmt, direction=args.direction,
-                                           opset=args.opset)
+                                           opset=args.opset, overwrite=args.overwrite)
     return 0, "\n".join(f"written: {path} (sidecar {sidecar_path(path)})" for path in written)

@@ -23,7 +23,7 @@ from reid.checkpoint import CheckpointError, require_state
 from reid.config import config_to_dict, save_config
 from reid.data import Record, open_dataset, read_image
 from reid.data.io import raise_image_errors
-from reid.files import write_text_atomically
+from reid.files import check_output_folder, write_text_atomically
 from reid.resume import Change, changed_settings, check_resume, set_aside
 from reid.runtime import (DistributedContext, autocast, barrier, broadcast_parameters, capture_rng_state,
                           init_distributed, make_generator, progress, restore_rng_state, seed_everything, seed_worker,
@@ -101,6 +101,7 @@ def train_translator(config: TranslatorConfig, *, resume: str | Path | None = No
     """
     if fresh and resume:
         raise ValueError(f"resume={resume} and fresh=True contradict each other: choose one")
+    check_output_folder(config.output_dir, what="output_dir")
     context = init_distributed(config.runtime.device)
     try:
         return _Trainer(config, context).run(resume, fresh)

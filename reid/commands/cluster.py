@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-from pathlib import Path
 
 from reid.cli_support import positive_int, write_json
 from reid.cluster import METHODS, UNIFY_MODES, cluster_labels, jaccard_distance, mixed_modal_features, summarize_clusters
 from reid.evaluation import cluster_quality
 from reid.features import FeatureSet
+from reid.files import check_output_folder
 from reid.train_config import NEED_NUM_CLUSTERS
 
 from .common import command_settings
@@ -43,6 +43,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def _run_cluster(args: argparse.Namespace) -> tuple[int, str]:
     if args.method in NEED_NUM_CLUSTERS and args.num_clusters is None:
         raise ValueError(f"--method {args.method} needs --num-clusters")
+    out = check_output_folder(args.out, what="--out")
     feature_set = FeatureSet.load(args.features)
     features = feature_set.features
     if args.translated:
@@ -55,7 +56,6 @@ def _run_cluster(args: argparse.Namespace) -> tuple[int, str]:
     distance = None if args.method == "kmeans" else jaccard_distance(features, k1=args.k1, k2=args.k2)
     labels = cluster_labels(distance, method=args.method, eps=args.eps, min_samples=args.min_samples,
                             features=features, num_clusters=args.num_clusters, modalities=modalities, seed=args.seed)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "labels.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -8,6 +8,8 @@ from reid.cli_support import positive_int
 from reid.data import dataset_names, load_dataset, make_synthetic_sysu, summarize_records
 from reid.evaluation import protocol_settings
 
+NO_IDENTITIES = "none (unlabelled footage)"  # `data info`'s ids of a dataset without identities (data.name=folder)
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="inspect datasets or generate the synthetic one",
@@ -48,9 +50,19 @@ def _dataset_options(args: argparse.Namespace) -> dict:
 
 def _run_data_info(args: argparse.Namespace) -> tuple[int, str]:
     dataset = load_dataset(args.dataset, args.root, **_dataset_options(args))
-    report = {"dataset": args.dataset, "root": str(dataset.root), "train": summarize_records(dataset.train),
+    report = {"dataset": args.dataset, "root": str(dataset.root), "train": _train_summary(dataset),
               "test": _default_test_split_summary(dataset) if dataset.has_identities else None}
     return 0, json.dumps(report, indent=2)
+
+
+def _train_summary(dataset) -> dict:
+    """Counts of the training images; for footage without identities (pid -1 everywhere) "ids" says so instead
+    of counting the -1 as one identity."""
+    summary = summarize_records(dataset.train)
+    if not dataset.has_identities:
+        summary["ids"] = NO_IDENTITIES
+        del summary["ids_per_modality"]
+    return summary
 
 
 def _default_test_split_summary(dataset) -> dict:

@@ -8,10 +8,11 @@ from reid.cli_support import non_negative_int, positive_int, write_json
 from reid.data import dataset_names, load_dataset
 from reid.evaluation import evaluate_protocol
 from reid.features import FeatureSet, extract_feature_set
+from reid.files import check_output_file
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
 
-from .common import command_settings
+from .common import OVERWRITE_HELP, check_features_output, command_settings, is_json_report
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="image-decoding worker processes (with --checkpoint)")
     evaluate.add_argument("--save-features", help="with --checkpoint: also write the extracted test features here")
     evaluate.add_argument("--out", help="JSON results file; default eval_<dataset>.json beside the checkpoint "
-                                        "or features file")
+                                        "or features file. An existing file is replaced only when it is such a "
+                                        "results file, or with --overwrite (--save-features: only a features file)")
+    evaluate.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     evaluate.set_defaults(handler=run)
 
 
@@ -53,8 +56,13 @@ def run(args: argparse.Namespace) -> tuple[int, str]:
     if args.features and args.save_features:
         raise ValueError("--save-features saves features extracted with --checkpoint; with --features there is "
                          "nothing to extract")
-    dataset = load_dataset(args.dataset, args.root, **({"trial": args.trial} if args.dataset == "regdb" else {}))
     source_path = Path(args.checkpoint or args.features)
+    out = check_output_file(args.out or source_path.parent / f"eval_{args.dataset}.json",
+                            what="--out" if args.out else "results file (default --out)", overwrite=args.overwrite,
+                            ours=is_json_report, kind="a results file of vireid evaluate")
+    if args.save_features:
+        check_features_output(args.save_features, "--save-features", args.overwrite)
+    dataset = load_dataset(args.dataset, args.root, **({"trial": args.trial} if args.dataset == "regdb" else {}))
     if args.features:
         source = FeatureSet.load(args.features, root=dataset.root)
     else:
@@ -62,7 +70,6 @@ def run(args: argparse.Namespace) -> tuple[int, str]:
     result = evaluate_protocol(source, dataset, settings=args.settings, trials=args.trials, rerank=args.rerank,
                                rerank_options={"k1": args.rerank_k1, "k2": args.rerank_k2,
                                                "lambda_value": args.rerank_lambda})
-    out = Path(args.out) if args.out else source_path.parent / f"eval_{args.dataset}.json"
     write_json(out, {"source": str(source_path), "options": command_settings(args), **result.as_dict()})
     return 0, f"{result.table()}\n\nwritten: {out}"
 

@@ -7,7 +7,9 @@ from reid.cli_support import non_negative_int, positive_int
 from reid.data import MODALITIES
 from reid.models import load_model_checkpoint
 from reid.runtime import resolve_device
-from reid.search import IDENTITY_RULE, LISTING_RULE, extract_folder, folder_images, identity_summary
+from reid.search import IDENTITY_RULE, LISTING_RULE, extract_folder, folder_records, identity_summary
+
+from .common import OVERWRITE_HELP, check_features_output
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument("--images", required=True, metavar="DIR", help="folder of images, searched recursively")
     extract.add_argument("--modality", required=True, choices=MODALITIES,
                          help="camera of the images: vis (visible) or ir (infrared); picks the model's stem")
-    extract.add_argument("--out", required=True, help="features file to write (e.g. gallery_features.pt)")
+    extract.add_argument("--out", required=True,
+                         help="features file to write (e.g. gallery_features.pt); an existing file is replaced only "
+                              "when it is a features file (written by vireid extract or vireid evaluate "
+                              "--save-features), or with --overwrite")
+    extract.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _add_extraction_options(extract)
     extract.set_defaults(handler=run)
 
@@ -43,11 +49,14 @@ def extraction_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> tuple[int, str]:
+    # a bad folder or --out is reported before the model loads
+    records = folder_records(args.images, args.modality, "--images")
+    check_features_output(args.out, "--out", args.overwrite)
     device = resolve_device(args.device)
-    folder_images(args.images, "--images")  # an empty or missing folder is reported before the model loads
     model, model_config = load_model_checkpoint(args.checkpoint, device)
     feature_set = extract_folder(model, args.images, args.modality, device, height=model_config.height,
-                                 width=model_config.width, what="--images", **extraction_options(args))
+                                 width=model_config.width, what="--images", records=records,
+                                 **extraction_options(args))
     out = feature_set.save(args.out, root=args.images)
     return 0, (f"{args.images}: {identity_summary(feature_set.records)}\n"
                f"features [{feature_set.features.shape[0]}, {feature_set.features.shape[1]}] "

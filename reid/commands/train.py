@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "skips the stage), restart_optimizer, lr, weight_decay, step_size, gamma, num_identities, "
                     "vis_identities}); eval (every, trials, settings, batch_size); runtime (device, seed, workers, bf16 "
                     "(also for the clustering features), channels_last, log_level, which an explicit --log-level "
-                    "before `train` overrides); output_dir.\n\n"
+                    "overrides); output_dir.\n\n"
                     "The run folder gets config.yaml (the method's options written out), metrics.jsonl (per epoch: its "
                     "stage, loss terms, cluster quality, the method's notes, evaluation), eval/epoch_*.json and "
                     "checkpoints/last.pt (usable with vireid evaluate: it holds the model the method delivers, PCLHD's "

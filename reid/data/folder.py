@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 from .dataset import VIDataset, summarize_records
@@ -104,8 +105,9 @@ class FolderDataset(VIDataset):
 
 def walk_images(base: Path) -> list[str]:
     """Paths (relative to `base`, POSIX) of the image files anywhere under `base`: hidden files and folders skipped,
-    symlinked folders followed, each real folder once (a link loop is not walked twice)."""
-    found, seen = [], set()
+    symlinked folders followed, each real folder once (a link loop is not walked twice). Other files are skipped
+    with one warning saying how many, by suffix (`skipped_files_message`)."""
+    found, skipped, seen = [], Counter(), set()
     for folder, subfolders, files in os.walk(base, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
@@ -114,10 +116,27 @@ def walk_images(base: Path) -> list[str]:
         seen.add(real)
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         relative = Path(folder).relative_to(base)
-        found.extend((relative / name).as_posix() for name in files
-                     if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-                     and os.path.isfile(os.path.join(folder, name)))
+        for name in files:
+            if name.startswith(".") or not os.path.isfile(os.path.join(folder, name)):
+                continue
+            suffix = os.path.splitext(name)[1].lower()
+            if suffix in IMAGE_SUFFIXES:
+                found.append((relative / name).as_posix())
+            else:
+                skipped[suffix] += 1
+    if skipped:
+        logger.warning("%s", skipped_files_message(skipped, base))
     return found
+
+
+def skipped_files_message(skipped: Counter, base: str | os.PathLike) -> str:
+    """E.g. "skipped 3 files that are not .bmp/.jpeg/.jpg/.png (2 .tif, 1 .webp) under BASE"; `skipped` counts
+    the skipped files by lower-case suffix ("" for none)."""
+    kinds = ", ".join(f"{count} {suffix or 'without suffix'}" for suffix, count in
+                      sorted(skipped.items(), key=lambda item: (-item[1], item[0])))
+    total = sum(skipped.values())
+    return (f"skipped {total} file{'s' if total != 1 else ''} that {'are' if total != 1 else 'is'} not "
+            f"{'/'.join(sorted(IMAGE_SUFFIXES))} ({kinds}) under {base}")
 
 
 def camera_ids(groups: dict[str, list[str]]) -> dict[str, int]:

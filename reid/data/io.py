@@ -1,8 +1,10 @@
 """Image and file reading with errors that name the file and say what is wrong."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +19,7 @@ NO_FIXED_RANGE_MODES = {"I": "32-bit integer pixels", "F": "32-bit float pixels"
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -111,15 +114,34 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
     if mode not in READ_MODES:
         raise ValueError(f"read_image mode must be one of {READ_MODES}, got {mode!r}")
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             return convert_image(image, mode)
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
     except UnsupportedPixelsError as error:
         raise ImageReadError(path, str(error)) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(path, f"{error} PIL refuses images of over twice PIL.Image.MAX_IMAGE_PIXELS; raise "
+                                   "that limit if the image is genuine") from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(path, f"{type(error).__name__}: {error}") from error
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """`Image.open(path)`, with PIL's DecompressionBombWarning (an image above PIL.Image.MAX_IMAGE_PIXELS, which
+    names no file) logged as a warning naming the file; other warnings are passed on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    for warning in caught:
+        if issubclass(warning.category, Image.DecompressionBombWarning):
+            logger.warning("%s: %d x %d pixels, more than PIL's decompression-bomb limit of %d "
+                           "(PIL.Image.MAX_IMAGE_PIXELS); reading it anyway", path, image.width, image.height,
+                           Image.MAX_IMAGE_PIXELS)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return image
 
 
 def convert_image(image: Image.Image, mode: str) -> Image.Image:

@@ -131,7 +131,7 @@ class Method:
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    summary: ClassVar[str] = ""  # one line for --help and README: what it does, after which code
+    summary: ClassVar[str] = ""  # one line for --help and the docs: what it does, after which code
     intra_stage_of: ClassVar[str | None] = None  # a method without options whose rules its first stage follows
     needs_identities: ClassVar[bool] = False  # trains on the true ids (the upper bound): refused on unlabelled data
 

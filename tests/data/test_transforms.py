@@ -12,8 +12,8 @@ from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as F
 
 from reid.data.transforms import (CHANNEL_OPS, IMAGENET_MEAN, IMAGENET_STD, ChannelAdapGray, ChannelExchange,
-                                  ChannelRandomErasing, _color_jitter, _erase_boxes, _jitter_params, build_test_transform,
-                                  build_train_transform, channel_operation, gpu_augment)
+                                  ChannelRandomErasing, _color_jitter, _erase_boxes, _jitter_params,
+                                  build_test_transform, build_train_transform, channel_operation, gpu_augment)
 
 H, W = 32, 16
 REFERENCE_FILL = (0.4914, 0.4822, 0.4465)  # the reference ChannelRandomErasing default mean

@@ -201,7 +201,7 @@ def test_variants_and_config_errors(tmp_path, data_root, capsys):
     assert seeded.runtime.seed == config.runtime.seed + 2
     assert seeded.output_dir == str(tmp_path / "reid" / "joint" / "seed_2")
     assert experiments_main(["run", str(tmp_path / "experiment.yaml"), "strategies=[jointt]"]) == 2
-    assert "strategies: unknown ['jointt']" in capsys.readouterr().err
+    assert "strategies: unknown strategies ['jointt']" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="seeds must be >= 1"):
         load_config(ExperimentConfig, tmp_path / "experiment.yaml", ["seeds=0"])
     with pytest.raises(SystemExit):

@@ -304,7 +304,8 @@ def test_train_memory_update_in_backward_reaches_the_objectives_and_changes_only
         for cross_epochs in (0, 1):  # the first stage only, then both
             out = tmp_path / f"{rule}-{cross_epochs}"
             config = tiny_reid_config(root, None, out, method="pgm", cross={"epochs": cross_epochs}, memory_update=rule)
-            weights[rule, cross_epochs] = load_checkpoint(train_reid(build(config, tmp_path / "c.yaml")))["state"]["model"]
+            checkpoint = train_reid(build(config, tmp_path / "c.yaml"))
+            weights[rule, cross_epochs] = load_checkpoint(checkpoint)["state"]["model"]
         assert (len(tried) > 0) == (rule == "in_backward")
     for cross_epochs, equal in ((0, True), (1, False)):
         after_step, in_backward = weights["after_step", cross_epochs], weights["in_backward", cross_epochs]
