@@ -1,21 +1,18 @@
 """README.md and docs/: every relative link resolves (file and anchor), every config key the pages name exists in a
-schema, the configuration reference is what docs/config_reference.py writes from the schemas, and README stays a
-front door (at most about 250 lines)."""
+schema, the configuration reference is what experiments/config_reference.py writes from the schemas, and README
+stays a front door (at most about 250 lines)."""
 from __future__ import annotations
 
 import importlib
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-sys.path.insert(0, str(REPO / "docs"))
-import config_reference  # noqa: E402  (docs/config_reference.py)
-
-from experiments.config import VARIANTS  # noqa: E402
+import experiments.config_reference as config_reference
+from experiments.config import VARIANTS
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
@@ -107,7 +104,7 @@ def test_the_key_check_catches_a_misspelt_key():
 
 def test_the_configuration_reference_is_current():
     assert (REPO / "docs" / "config-reference.md").read_text() == config_reference.render(), \
-        "rerun: python docs/config_reference.py"
+        "rerun: python -m experiments.config_reference"
 
 
 def test_readme_is_a_front_door():

@@ -1,26 +1,24 @@
-"""Write docs/config-reference.md from the config schemas themselves (their fields, defaults and comments), and
-list every config key the docs may name. `python docs/config_reference.py` rewrites the page;
-tests/test_docs.py fails when the page is not what this script writes, or when a page names a key no schema has.
+"""The configuration reference: docs/config-reference.md written from the config schemas themselves (their fields,
+defaults and comments), and every config key the docs may name. `python -m experiments.config_reference` rewrites
+the page (from a checkout); tests/test_docs.py fails when the page is not what this writes, or when a page names a
+key no schema has. It lives here because only `experiments` may import both `reid` and `vi_translate`.
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import re
-import sys
 import typing
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS.parent))  # run as a script from a checkout
+from reid.methods import METHODS
+from reid.pretrain_config import PretrainConfig
+from reid.train_config import ReIDConfig
+from vi_translate.config import TranslatorConfig
 
-from experiments.config import ExperimentConfig  # noqa: E402
-from reid.methods import METHODS  # noqa: E402
-from reid.pretrain_config import PretrainConfig  # noqa: E402
-from reid.train_config import ReIDConfig  # noqa: E402
-from vi_translate.config import TranslatorConfig  # noqa: E402
+from .config import ExperimentConfig
 
-PAGE = DOCS / "config-reference.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "config-reference.md"  # in a checkout
 SCHEMAS = {  # file read by -> its schema
     "`vireid train CONFIG`": ReIDConfig,
     "`vi-translate train CONFIG`": TranslatorConfig,
@@ -127,8 +125,8 @@ def render() -> str:
 
     out = ["# Configuration reference", "",
            "Every key of every config file, with its type, default and meaning, written from the schemas by "
-           "`python docs/config_reference.py` (a test checks this page is current). A config is a YAML file (it may "
-           "start with `_base_: other.yaml`), and any key may be overridden on the command line as "
+           "`python -m experiments.config_reference` (a test checks this page is current). A config is a YAML file "
+           "(it may start with `_base_: other.yaml`), and any key may be overridden on the command line as "
            "`dotted.key=value`; an unknown key or a wrong type is an error naming the key. `<name>` stands for a "
            "name you choose (a stage, a strategy). How configs, overrides and checkpoints work: "
            "[Configuration](configuration.md).", ""]
