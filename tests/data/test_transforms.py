@@ -478,25 +478,29 @@ def erased_boxes(masks: torch.Tensor) -> list[tuple[int, int]]:
     return boxes
 
 
-def check_erasing_geometry(boxes: list[tuple[int, int]], size: int) -> None:
-    """CAJ / Zhong et al.: area fraction U(0.02, 0.4), aspect ratio h / w U(0.3, 1 / 0.3), each side rounded (so
-    the bounds get the rounding's slack), and the draws spread over both ranges."""
-    fractions = torch.tensor([h * w / size ** 2 for h, w in boxes])
-    aspects = torch.tensor([h / w for h, w in boxes])
-    assert fractions.min() >= 0.0185 and fractions.max() <= 0.405
-    assert fractions.min() < 0.04 and fractions.max() > 0.3
-    assert aspects.min() >= 0.25 and aspects.max() <= 4.0
-    assert aspects.min() < 0.45 and aspects.max() > 2.2
+def erasing_geometry(boxes: list[tuple[int, int]], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(area fractions, aspect ratios h / w) of the erased boxes of a size x size image."""
+    return (torch.tensor([h * w / size ** 2 for h, w in boxes]), torch.tensor([h / w for h, w in boxes]))
+
+
+# CAJ / Zhong et al.: area fraction U(0.02, 0.4), aspect ratio h / w U(0.3, 1 / 0.3), each side rounded (so the bounds
+# get the rounding's slack); the draws must also spread over both ranges
+AREA_BOUNDS, AREA_SPREAD = (0.0185, 0.405), (0.04, 0.3)
+ASPECT_BOUNDS, ASPECT_SPREAD = (0.25, 4.0), (0.45, 2.2)
 
 
 def test_erasing_rectangles_have_caj_s_area_and_aspect_on_the_cpu_path():
     size, generator = 128, torch.Generator().manual_seed(0)
     eraser = ChannelRandomErasing(probability=1.0, generator=generator)
     masks = torch.stack([(eraser(torch.zeros(3, size, size)) != 0).any(0) for _ in range(400)])
-    check_erasing_geometry(erased_boxes(masks), size)
+    fractions, aspects = erasing_geometry(erased_boxes(masks), size)
+    assert AREA_BOUNDS[0] <= fractions.min() < AREA_SPREAD[0] and AREA_SPREAD[1] < fractions.max() <= AREA_BOUNDS[1]
+    assert ASPECT_BOUNDS[0] <= aspects.min() < ASPECT_SPREAD[0] and ASPECT_SPREAD[1] < aspects.max() <= ASPECT_BOUNDS[1]
 
 
 def test_erasing_rectangles_have_caj_s_area_and_aspect_on_the_batch_path():
     size = 128
     masks = _erase_boxes(400, size, size, 1.0, torch.Generator().manual_seed(0), torch.device("cpu"))
-    check_erasing_geometry(erased_boxes(masks[:, 0]), size)
+    fractions, aspects = erasing_geometry(erased_boxes(masks[:, 0]), size)
+    assert AREA_BOUNDS[0] <= fractions.min() < AREA_SPREAD[0] and AREA_SPREAD[1] < fractions.max() <= AREA_BOUNDS[1]
+    assert ASPECT_BOUNDS[0] <= aspects.min() < ASPECT_SPREAD[0] and ASPECT_SPREAD[1] < aspects.max() <= ASPECT_BOUNDS[1]
