@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from reid.cli_support import add_log_level_option, log_level, parse_with_overrides, positive_int, run_handler
+from reid.cli import run_handler
+from reid.cli_support import add_log_level_option, log_level, parse_with_overrides, positive_int
 from reid.config import load_config, save_config
 from reid.runtime import setup_logging
 from reid.train import with_method_options

@@ -18,11 +18,31 @@ import sys
 from importlib.metadata import entry_points
 from typing import Sequence
 
-from .cli_support import add_log_level_option, log_level, parse_with_overrides, run_handler
+from .checkpoint import CheckpointError
+from .cli_support import (EXIT_INTERRUPTED, add_log_level_option, interrupted_message, log_level,
+                          parse_with_overrides)
+from .config import ConfigError
 from .commands import COMMANDS
 from .runtime import setup_logging
 
 COMMAND_GROUP = "vireid.commands"
+COMMAND_ERRORS = (ConfigError, CheckpointError, OSError, ValueError, RuntimeError, KeyError)  # what a CLI reports
+
+
+def run_handler(prog: str, args: argparse.Namespace) -> int:
+    """Run a parsed command (`args.handler(args)` -> (exit status, text)): print its text and return its status; a
+    Ctrl-C prints `interrupted_message` (EXIT_INTERRUPTED), an error of COMMAND_ERRORS one `PROG: error: ...` line
+    on stderr (2)."""
+    try:
+        code, text = args.handler(args)
+    except KeyboardInterrupt:
+        print(interrupted_message(prog, args), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except COMMAND_ERRORS as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:

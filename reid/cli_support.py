@@ -7,12 +7,9 @@ import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .checkpoint import CheckpointError
-from .config import ConfigError
 from .files import write_text_atomically
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -83,25 +80,6 @@ def _whole_number(text: str, minimum: int) -> int:
     if value is None or value < minimum:
         raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
     return value
-
-
-COMMAND_ERRORS = (ConfigError, CheckpointError, OSError, ValueError, RuntimeError, KeyError)  # what a CLI reports
-
-
-def run_handler(prog: str, args: argparse.Namespace) -> int:
-    """Run a parsed command (`args.handler(args)` -> (exit status, text)): print its text and return its status; a
-    Ctrl-C prints `interrupted_message` (EXIT_INTERRUPTED), an error of COMMAND_ERRORS one `PROG: error: ...` line
-    on stderr (2)."""
-    try:
-        code, text = args.handler(args)
-    except KeyboardInterrupt:
-        print(interrupted_message(prog, args), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except COMMAND_ERRORS as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    print(text)
-    return code
 
 
 def interrupted_message(prog: str, args: argparse.Namespace) -> str:
